@@ -1,0 +1,172 @@
+"""Class-incremental datasets: the full splits live in memory as uint8 tensors and each
+task is a view of the classes it owns."""
+from argparse import Namespace
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+VALIDATION_FRACTION = 0.1
+VALIDATION_SEED = 0  # fixed, so that every run seed validates on the same held-out examples
+DEBUG_BATCHES = 4
+EVAL_BATCH_SIZE = 256  # evaluation runs in eval mode, so its batch size does not change a result
+
+
+class TensorLoader:
+    """Batches of (transformed, label, untransformed) from in-memory uint8 images.
+
+    The transform runs on a whole batch on the device; pixel values are scaled to [0, 1]
+    first (what ToTensor does), so the untransformed batch is what the buffer stores.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 transform: Callable[[torch.Tensor], torch.Tensor], train: bool,
+                 device: torch.device, max_batches: int | None = None) -> None:
+        self.images, self.labels = images.to(device), labels.to(device)
+        self.batch_size, self.transform, self.train = batch_size, transform, train
+        n_batches = len(labels) // batch_size if train else -(-len(labels) // batch_size)
+        self.n_batches = n_batches if max_batches is None else min(n_batches, max_batches)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.labels)
+        order = torch.randperm(n, device=self.images.device) if self.train else torch.arange(n)
+        for b in range(self.n_batches):
+            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            raw = self.images[index].float().div_(255)
+            yield self.transform(raw), self.labels[index], raw
+
+
+class PILDataset(Dataset):
+    """Per-image torchvision pipeline of the released code: (transform(img), label, ToTensor(img))."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Callable) -> None:
+        self.images = images.permute(0, 2, 3, 1).squeeze(-1).numpy()  # HWC (or HW for grey)
+        self.labels, self.transform = labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> Batch:
+        image = Image.fromarray(self.images[i])
+        return self.transform(image), self.labels[i], transforms.functional.to_tensor(image)
+
+
+class PILLoader:
+    """DataLoader over a ``PILDataset`` that moves each batch to the device."""
+
+    def __init__(self, dataset: PILDataset, batch_size: int, train: bool, device: torch.device,
+                 num_workers: int, max_batches: int | None = None) -> None:
+        self.loader = DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,
+                                 num_workers=num_workers, pin_memory=device.type == "cuda")
+        self.device = device
+        self.n_batches = len(self.loader) if max_batches is None else min(len(self.loader), max_batches)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[Batch]:
+        for b, batch in enumerate(self.loader):
+            if b == self.n_batches:
+                break
+            yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+
+
+class ContinualDataset:
+    """Base class. Subclasses set NAME, N_TASKS, N_CLASSES_PER_TASK and implement ``load``,
+    ``get_backbone`` and, when they augment, the transforms."""
+
+    NAME: str = ""
+    SETTING = "class-il"
+    N_TASKS: int
+    N_CLASSES_PER_TASK: int
+
+    def __init__(self, args: Namespace, device: torch.device) -> None:
+        self.args, self.device = args, device
+        self._data: tuple[torch.Tensor, ...] | None = None
+
+    # --- what a subclass provides -------------------------------------------------------
+    def load(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(train images uint8 N x C x H x W, train labels, test images, test labels)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def get_backbone() -> nn.Module:
+        raise NotImplementedError
+
+    def train_transform(self, images: torch.Tensor) -> torch.Tensor:
+        """Batched train augmentation of [0, 1] images (also applied to buffer draws)."""
+        return images
+
+    def test_transform(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+    def pil_train_transform(self) -> Callable:
+        return transforms.ToTensor()
+
+    def pil_test_transform(self) -> Callable:
+        return transforms.ToTensor()
+
+    # --- tasks --------------------------------------------------------------------------
+    def task_classes(self, task: int) -> range:
+        return range(task * self.N_CLASSES_PER_TASK, (task + 1) * self.N_CLASSES_PER_TASK)
+
+    def _splits(self, tasks: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """Train and test (images, labels) of the given tasks; with --validation the test
+        split is a fixed 10% of each task's training examples, removed from training."""
+        if self._data is None:
+            self._data = self.load()
+        train_x, train_y, test_x, test_y = self._data
+        train_index, test_index = [], []
+        for task in tasks:
+            classes = torch.tensor(list(self.task_classes(task)))
+            in_train = torch.isin(train_y, classes).nonzero().flatten()
+            if self.args.validation:
+                generator = torch.Generator().manual_seed(VALIDATION_SEED + task)
+                in_train = in_train[torch.randperm(len(in_train), generator=generator)]
+                n_val = int(round(VALIDATION_FRACTION * len(in_train)))
+                test_index.append(in_train[:n_val].sort().values)
+                train_index.append(in_train[n_val:].sort().values)
+            else:
+                train_index.append(in_train)
+                test_index.append(torch.isin(test_y, classes).nonzero().flatten())
+        train_index, test_index = torch.cat(train_index), torch.cat(test_index)
+        if self.args.validation:
+            test_x, test_y = train_x, train_y
+        return train_x[train_index], train_y[train_index], test_x[test_index], test_y[test_index]
+
+    def _loader(self, images: torch.Tensor, labels: torch.Tensor, train: bool, batch_size: int):
+        max_batches = DEBUG_BATCHES if self.args.debug_mode else None
+        if self.args.loader == "pil":
+            transform = self.pil_train_transform() if train else self.pil_test_transform()
+            return PILLoader(PILDataset(images, labels, transform), batch_size, train, self.device,
+                             self.args.num_workers, max_batches)
+        transform = self.train_transform if train else self.test_transform
+        return TensorLoader(images, labels, batch_size, transform, train, self.device, max_batches)
+
+    def train_loader(self, tasks: Sequence[int]) -> TensorLoader | PILLoader:
+        """Shuffled batches (last incomplete one dropped) of the union of ``tasks``."""
+        train_x, train_y, _, _ = self._splits(tasks)
+        return self._loader(train_x, train_y, True, self.args.batch_size)
+
+    def test_loader(self, task: int) -> TensorLoader | PILLoader:
+        _, _, test_x, test_y = self._splits([task])
+        return self._loader(test_x, test_y, False, EVAL_BATCH_SIZE)
+
+    def __repr__(self) -> str:
+        return f"{self.NAME} ({self.N_TASKS} tasks x {self.N_CLASSES_PER_TASK} classes)"
+
+
+def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N x H x W or N x C x H x W) and integer labels as torch tensors."""
+    images_t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
+    if images_t.dim() == 3:
+        images_t = images_t.unsqueeze(1)
+    return images_t, torch.from_numpy(np.asarray(labels, dtype=np.int64))

@@ -1,0 +1,80 @@
+"""Sequential CIFAR-10: 5 tasks of 2 classes in label order, ResNet-18 (reference section 1)."""
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision import transforms
+
+from backbone.resnet18 import ResNet18
+from datasets.continual_dataset import ContinualDataset, as_tensors
+from utils.augment import normalize, random_crop_flip
+from utils.errors import UserError
+
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615)
+BATCHES_DIR = "cifar-10-batches-py"
+
+
+def read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read pickled batches of the official ``cifar-10-batches-py`` layout."""
+    images, labels = [], []
+    for name in names:
+        path = folder / name
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            target = np.asarray(entry["labels"])
+        except FileNotFoundError:
+            raise UserError(f"CIFAR-10 file {path} is missing") from None
+        except Exception as e:  # any unpickling or reshaping failure means the file is damaged
+            raise UserError(f"CIFAR-10 file {path} is corrupted ({type(e).__name__}: {e})") from None
+        if len(target) != len(data):
+            raise UserError(f"CIFAR-10 file {path} is corrupted ({len(data)} images, {len(target)} labels)")
+        images.append(data)
+        labels.append(target)
+    return as_tensors(np.concatenate(images), np.concatenate(labels))
+
+
+class SequentialCIFAR10(ContinualDataset):
+    NAME = "seq-cifar10"
+    N_TASKS = 5
+    N_CLASSES_PER_TASK = 2
+
+    def load(self) -> tuple[torch.Tensor, ...]:
+        root = Path(self.args.data_path) / "CIFAR10"
+        folder = root / BATCHES_DIR
+        if not folder.is_dir():
+            self._download(root)
+        train = read_cifar_batches(folder, [f"data_batch_{i}" for i in range(1, 6)])
+        test = read_cifar_batches(folder, ["test_batch"])
+        return (*train, *test)
+
+    def _download(self, root: Path) -> None:
+        where = f"put the official {BATCHES_DIR} folder in {root}/"
+        if self.args.offline:
+            raise UserError(f"CIFAR-10 not found and --offline forbids downloading: {where}")
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(str(root), train=True, download=True)
+        except Exception as e:  # network errors come in many types; all mean "no data"
+            raise UserError(f"CIFAR-10 not found and the download failed ({type(e).__name__}): {where}") from None
+
+    @staticmethod
+    def get_backbone() -> nn.Module:
+        return ResNet18(num_classes=10)
+
+    def train_transform(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize(random_crop_flip(images, padding=4), MEAN, STD)
+
+    def test_transform(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize(images, MEAN, STD)
+
+    def pil_train_transform(self) -> transforms.Compose:
+        return transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+    def pil_test_transform(self) -> transforms.Compose:
+        return transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])

@@ -1,0 +1,138 @@
+"""Run one continual-learning experiment: python main.py --model MODEL --dataset DATASET ..."""
+import argparse
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+
+from datasets import get_all_datasets
+from models import get_all_models
+from utils.args import CLIParser, non_negative_int, positive_float, positive_int
+from utils.best_args import lookup
+from utils.errors import UserError
+
+
+def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIParser:
+    parser = CLIParser(description="Replay-based continual learning (HCR and baselines).", allow_abbrev=False)
+    parser.add_argument("--model", required=True, choices=list(models), help="Model name.")
+    parser.add_argument("--dataset", required=True, choices=list(datasets), help="Dataset name.")
+    parser.add_hyperparameter("lr", positive_float, "Learning rate.")
+    parser.add_hyperparameter("batch_size", positive_int, "Stream batch size.")
+    parser.add_hyperparameter("n_epochs", positive_int, "Epochs per task.")
+    parser.add_argument("--seed", type=int, default=None, help="Random seed (unseeded when omitted).")
+    parser.add_argument("--load_best_args", action="store_true",
+                        help="Fill hyper-parameters not given on the command line from utils/best_args.py.")
+    parser.add_argument("--validation", action="store_true",
+                        help="Test on a fixed 10%% of each task's training data instead of the test split.")
+    parser.add_argument("--csv_log", action="store_true", help="Append the result row to the CSV files.")
+    parser.add_argument("--tensorboard", action="store_true", help="Write TensorBoard event files.")
+    parser.add_argument("--data_path", default="data/", help="Dataset folder (default: data/).")
+    parser.add_argument("--results_path", default="results/", help="Results folder (default: results/).")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: CUDA when present, else CPU.")
+    parser.add_argument("--loader", choices=("tensor", "pil"), default="tensor",
+                        help="tensor: in-memory data, batched augmentation on the device; "
+                             "pil: the released per-image PIL pipeline in DataLoader workers.")
+    parser.add_argument("--num_workers", type=non_negative_int, default=None,
+                        help="DataLoader workers of --loader pil (default: from the free cores).")
+    parser.add_argument("--offline", action="store_true", help="Never try to download a dataset.")
+    parser.add_argument("--debug_mode", action="store_true",
+                        help="Stop each epoch and each evaluation after a few batches (smoke tests).")
+    if model_cls is not None:
+        model_cls.add_arguments(parser)
+    return parser
+
+
+def parse_args(argv: list[str], models: dict, datasets: dict) -> argparse.Namespace:
+    """Parse in two passes: the model named on the command line adds its own arguments."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model")
+    model_cls = models.get(pre.parse_known_args(argv)[0].model)
+    parser = build_parser(models, datasets, model_cls)
+    args = parser.parse_args(argv)
+    if args.load_best_args:
+        buffer_size = getattr(args, "buffer_size", None)
+        if getattr(model_cls, "BEST_ARGS_BY_BUFFER", False) and buffer_size is None:
+            parser.error(f"--buffer_size is required for {args.model}")
+        try:
+            best = lookup(args.dataset, getattr(model_cls, "BEST_ARGS_MODEL", args.model), buffer_size)
+        except KeyError as e:
+            parser.error(e.args[0])
+        for name, value in best.items():
+            if getattr(args, name, None) is None:  # flags given explicitly win
+                setattr(args, name, value)
+    missing = [f"--{name}" for name in parser.hyperparameters if getattr(args, name) is None]
+    if missing:
+        parser.error(f"{', '.join(missing)} required for {args.model} (give them or use --load_best_args)")
+    return args
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but CUDA is not available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def default_num_workers(device: torch.device) -> int:
+    """Loader workers that do not compete with torch's threads for the cores."""
+    cores = len(os.sched_getaffinity(0))
+    busy = 1 if device.type == "cuda" else torch.get_num_threads()
+    return max(0, min(4, cores - busy))
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
+    from utils.loggers import SETTINGS, TensorBoardLogger, append_row, csv_path, result_row
+    from utils.training import train
+
+    device = resolve_device(args.device)
+    if args.num_workers is None:
+        args.num_workers = default_num_workers(device)
+    if args.seed is not None:
+        set_seed(args.seed)
+    dataset = datasets[args.dataset](args, device)
+    model_cls = models[args.model]
+    if dataset.SETTING not in model_cls.COMPATIBILITY:
+        raise UserError(f"model {args.model} does not support the {dataset.SETTING} setting of {args.dataset}")
+    model = model_cls(dataset.get_backbone(), args, dataset, device)
+    print(f"{args.model} on {dataset} | device {device} | "
+          + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), file=sys.stderr, flush=True)
+    tb = None
+    if args.tensorboard:
+        run_name = f"seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        tb = TensorBoardLogger(args.results_path, dataset.SETTING, args.dataset, args.model, run_name)
+    try:
+        history = train(model, dataset, tb)
+    finally:
+        if tb is not None:
+            tb.close()
+    if args.csv_log:
+        for setting in SETTINGS:
+            row = result_row(history.mean_accs(setting), history.results[setting],
+                             history.random_results[setting], vars(args))
+            append_row(csv_path(args.results_path, setting, args.dataset, args.model), row)
+
+
+def main(argv: list[str] | None = None) -> int:
+    models, datasets = get_all_models(), get_all_datasets()
+    args = parse_args(sys.argv[1:] if argv is None else argv, models, datasets)
+    try:
+        run(args, models, datasets)
+    except UserError as e:
+        print(f"main.py: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Base classes of the continual learners: a network, its loss, one plain SGD optimiser
+kept across tasks, and ``observe`` for one training batch."""
+from argparse import ArgumentParser, Namespace
+
+import torch
+from torch import nn
+
+from datasets.continual_dataset import ContinualDataset
+from utils.args import non_negative_float, positive_int
+from utils.buffer import Buffer
+
+
+class ContinualModel(nn.Module):
+    NAME: str = ""
+    COMPATIBILITY: tuple[str, ...] = ("class-il", "task-il")
+
+    def __init__(self, backbone: nn.Module, args: Namespace, dataset: ContinualDataset,
+                 device: torch.device) -> None:
+        super().__init__()
+        self.args, self.dataset, self.device = args, dataset, device
+        self.net = backbone.to(device)
+        self.loss = nn.CrossEntropyLoss()
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
+
+    @staticmethod
+    def add_arguments(parser: ArgumentParser) -> None:
+        """Register the model's own command-line arguments."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
+        """One training step on a stream batch; returns the detached loss value."""
+        raise NotImplementedError
+
+    def sgd_step(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+
+    def begin_task(self, task: int) -> None:
+        """Called before the first batch of ``task``."""
+
+    def end_task(self, task: int) -> None:
+        """Called after the last epoch of ``task``, before its evaluation."""
+
+
+class ReplayModel(ContinualModel):
+    """A learner with a reservoir buffer of (non-augmented input, label, logits)."""
+
+    BEST_ARGS_BY_BUFFER = True
+
+    def __init__(self, backbone: nn.Module, args: Namespace, dataset: ContinualDataset,
+                 device: torch.device) -> None:
+        super().__init__(backbone, args, dataset, device)
+        self.buffer = Buffer(args.buffer_size, device)
+
+    @staticmethod
+    def add_arguments(parser: ArgumentParser) -> None:
+        parser.add_argument("--buffer_size", type=positive_int, help="Reservoir buffer capacity (required).")
+        parser.add_argument("--minibatch_size", type=positive_int, help="Size of each buffer draw.")
+
+    def draw(self) -> tuple[torch.Tensor, ...]:
+        """One buffer draw of ``minibatch_size``, augmented with the dataset's train transform."""
+        return self.buffer.get_data(self.args.minibatch_size, transform=self.dataset.train_transform)
+
+
+def weight_argument(parser: ArgumentParser, name: str, help_text: str) -> None:
+    """A non-negative loss weight, filled by --load_best_args when not given."""
+    parser.add_argument(f"--{name}", type=non_negative_float, help=help_text)

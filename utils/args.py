@@ -1,0 +1,41 @@
+"""Argument types and the parser of ``main.py``: errors are one line and exit with status 2."""
+import argparse
+import sys
+from typing import NoReturn
+
+
+def _number(cast: type, test, what: str):
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = f"{what} {cast.__name__}"
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, "a positive")
+non_negative_int = _number(int, lambda v: v >= 0, "a non-negative")
+positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive")
+non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative")
+
+
+class CLIParser(argparse.ArgumentParser):
+    """ArgumentParser with one-line errors and a list of hyper-parameters: arguments that
+    ``--load_best_args`` may fill and that a run cannot start without."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hyperparameters: list[str] = []
+
+    def add_hyperparameter(self, name: str, type, help: str) -> None:
+        self.add_argument(f"--{name}", type=type, default=None, help=help)
+        self.hyperparameters.append(name)
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)

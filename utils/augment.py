@@ -1,0 +1,37 @@
+"""Batched image transforms on the training device.
+
+``random_crop_flip`` draws, for every image independently, the same distribution as
+torchvision's ``RandomCrop(size, padding)`` followed by ``RandomHorizontalFlip()``:
+a zero-padded image, a uniform crop offset in [0, 2 * padding] on each axis, and a
+flip with probability 1/2.
+"""
+import torch
+
+
+def crop_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor,
+              padding: int) -> torch.Tensor:
+    """Zero-pad ``images`` (N, C, H, W), crop each at (top, left) to H x W and mirror where ``flip``."""
+    n, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    rows = top[:, None] + torch.arange(height, device=images.device)
+    cols = left[:, None] + torch.arange(width, device=images.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    # Advanced indexing on (N, H', W') puts the channel axis last; move it back.
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def random_crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Independent random crop (after zero padding) and horizontal flip of every image."""
+    n = images.shape[0]
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), device=images.device)
+    flip = torch.rand(n, device=images.device) < 0.5
+    return crop_flip(images, offsets[0], offsets[1], flip, padding)
+
+
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """Per-channel (x - mean) / std, as torchvision's Normalize."""
+    shape = (1, -1, 1, 1)
+    mean_t = torch.tensor(mean, device=images.device, dtype=images.dtype).view(shape)
+    std_t = torch.tensor(std, device=images.device, dtype=images.dtype).view(shape)
+    return (images - mean_t) / std_t

@@ -1,0 +1,103 @@
+"""The shared training loop over tasks and the evaluation protocol (reference section 6)."""
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from datasets.continual_dataset import ContinualDataset
+from models.continual_model import ContinualModel
+from utils.loggers import TensorBoardLogger
+from utils.metrics import backward_transfer, forgetting, forward_transfer
+from utils.status import ProgressBar
+
+
+@dataclass
+class History:
+    """Accuracy matrices R[t][i] (row t - 1 also holds the pre-task accuracy on task t)
+    and the random-initialisation accuracies b[i], for class-IL and task-IL."""
+
+    results: dict[str, list[list[float]]] = field(default_factory=lambda: {"class-il": [], "task-il": []})
+    random_results: dict[str, list[float]] = field(default_factory=dict)
+
+    def mean_accs(self, setting: str) -> list[float]:
+        return [float(np.mean(row[: t + 1])) for t, row in enumerate(self.results[setting])]
+
+
+def evaluate(model: ContinualModel, dataset: ContinualDataset, loaders: list) -> dict[str, list[float]]:
+    """Class-IL and task-IL accuracy (%) on each loader's task, in eval mode without autograd.
+
+    Task-IL masks the logits outside the task's own classes before the argmax."""
+    was_training = model.net.training
+    model.net.eval()
+    accs = {"class-il": [], "task-il": []}
+    with torch.inference_mode():
+        for task, loader in loaders:
+            classes = dataset.task_classes(task)
+            correct = torch.zeros(2, dtype=torch.long, device=model.device)
+            total = 0
+            for inputs, labels, _ in loader:
+                outputs = model(inputs)
+                correct[0] += (outputs.argmax(1) == labels).sum()
+                masked = torch.full_like(outputs, float("-inf"))
+                masked[:, classes.start:classes.stop] = outputs[:, classes.start:classes.stop]
+                correct[1] += (masked.argmax(1) == labels).sum()
+                total += len(labels)
+            class_il, task_il = (100.0 * correct.cpu().double() / max(1, total)).tolist()
+            accs["class-il"].append(class_il)
+            accs["task-il"].append(task_il)
+    model.net.train(was_training)
+    return accs
+
+
+def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogger | None = None) -> History:
+    """Train task after task, evaluating on all seen tasks after each; print the summary."""
+    args = model.args
+    test_loaders = [(t, dataset.test_loader(t)) for t in range(dataset.N_TASKS)]
+    history = History()
+    history.random_results = evaluate(model, dataset, test_loaders)
+    epoch_index = 0
+    for task in range(dataset.N_TASKS):
+        model.net.train()
+        if task > 0:
+            pre_task = evaluate(model, dataset, test_loaders[task:task + 1])
+            for setting, rows in history.results.items():
+                rows[-1].append(pre_task[setting][0])
+        model.begin_task(task)
+        if getattr(model, "TRAINS_ON_STREAM", True):
+            loader = dataset.train_loader([task])
+            progress = ProgressBar(f"task {task + 1}/{dataset.N_TASKS}", args.n_epochs, len(loader))
+            for epoch in range(args.n_epochs):
+                for inputs, labels, not_aug_inputs in loader:
+                    progress.step(epoch, model.observe(inputs, labels, not_aug_inputs))
+                loss = progress.end_epoch()
+                if tb is not None:
+                    tb.log_loss(loss, epoch_index)
+                epoch_index += 1
+        model.end_task(task)
+        accs = evaluate(model, dataset, test_loaders[:task + 1])
+        for setting, rows in history.results.items():
+            rows.append(accs[setting])
+        print_task_accuracy(task, accs)
+        if tb is not None:
+            tb.log_accuracy(task, accs)
+    print_summary(history)
+    return history
+
+
+def print_task_accuracy(task: int, accs: dict[str, list[float]]) -> None:
+    means = {s: float(np.mean(v)) for s, v in accs.items()}
+    print(f"Accuracy for {task + 1} task(s): [Class-IL]: {means['class-il']:.2f} % "
+          f"[Task-IL]: {means['task-il']:.2f} %", flush=True)
+    for setting, values in accs.items():
+        print(f"    {setting} per task: " + " ".join(f"{v:.2f}" for v in values), flush=True)
+
+
+def print_summary(history: History) -> None:
+    for setting, results in history.results.items():
+        print(f"\n{setting} accuracy matrix (row t: after task t; last entry of row t < T-1: before task t+1):")
+        for row in results:
+            print("    " + " ".join(f"{v:6.2f}" for v in row))
+        if len(results) > 1:
+            print(f"  BWT {backward_transfer(results):.2f} | "
+                  f"FWT {forward_transfer(results, history.random_results[setting]):.2f} | "
+                  f"forgetting {forgetting(results):.2f}", flush=True)
