@@ -1,12 +1,12 @@
 """Base classes of the continual learners: a network, its loss, one plain SGD optimiser
 kept across tasks, and ``observe`` for one training batch."""
-from argparse import ArgumentParser, Namespace
+from argparse import Namespace
 
 import torch
 from torch import nn
 
 from datasets.continual_dataset import ContinualDataset
-from utils.args import non_negative_float, positive_int
+from utils.args import CLIParser, positive_int
 from utils.buffer import Buffer
 
 
@@ -22,8 +22,16 @@ class ContinualModel(nn.Module):
         self.loss = nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
 
+    def forward_batches(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The network's outputs for each batch, in order: one pass per batch as the released
+        code does, or with --fuse_forward one pass over their concatenation (fewer, larger
+        kernels; BatchNorm then normalises with the statistics of the whole concatenation)."""
+        if getattr(self.args, "fuse_forward", False):
+            return list(self.net(torch.cat(batches)).split([len(b) for b in batches]))
+        return [self.net(b) for b in batches]
+
     @staticmethod
-    def add_arguments(parser: ArgumentParser) -> None:
+    def add_arguments(parser: CLIParser) -> None:
         """Register the model's own command-line arguments."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,15 +64,14 @@ class ReplayModel(ContinualModel):
         self.buffer = Buffer(args.buffer_size, device)
 
     @staticmethod
-    def add_arguments(parser: ArgumentParser) -> None:
-        parser.add_argument("--buffer_size", type=positive_int, help="Reservoir buffer capacity (required).")
-        parser.add_argument("--minibatch_size", type=positive_int, help="Size of each buffer draw.")
+    def add_arguments(parser: CLIParser) -> None:
+        parser.add_hyperparameter("buffer_size", positive_int, "Reservoir buffer capacity.")
+        parser.add_hyperparameter("minibatch_size", positive_int, "Size of each buffer draw.")
+        parser.add_argument("--fuse_forward", action="store_true",
+                            help="One forward pass over the stream batch and all buffer draws even when the "
+                                 "network has BatchNorm (its batch statistics then differ from the reference).")
 
     def draw(self) -> tuple[torch.Tensor, ...]:
         """One buffer draw of ``minibatch_size``, augmented with the dataset's train transform."""
         return self.buffer.get_data(self.args.minibatch_size, transform=self.dataset.train_transform)
 
-
-def weight_argument(parser: ArgumentParser, name: str, help_text: str) -> None:
-    """A non-negative loss weight, filled by --load_best_args when not given."""
-    parser.add_argument(f"--{name}", type=non_negative_float, help=help_text)

@@ -16,9 +16,36 @@ def _fmnist(lr: float, **kwargs: float) -> dict:
 BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
     "seq-cifar10": {
         "sgd": {None: _cifar(0.1)},
+        "er": {size: _cifar(0.1, minibatch_size=32) for size in (200, 500, 5120)},
+        "der": {size: _cifar(0.03, minibatch_size=32, alpha=0.3) for size in (200, 500, 5120)},
+        "derpp": {
+            200: _cifar(0.03, minibatch_size=32, alpha=0.1, beta=0.5),
+            500: _cifar(0.03, minibatch_size=32, alpha=0.2, beta=0.5),
+            5120: _cifar(0.03, minibatch_size=32, alpha=0.1, beta=1.0),
+        },
+        "hcr": {
+            200: _cifar(0.01, minibatch_size=32, alpha=0.01, beta=0.9, gamma=0.5, sigmoid=0.01),
+            500: _cifar(0.03, minibatch_size=32, alpha=0.01, beta=0.3, gamma=0.5, sigmoid=0.01),
+            5120: _cifar(0.03, minibatch_size=32, alpha=0.5, beta=0.3, gamma=0.5, sigmoid=0.5),
+        },
     },
     "seq-fmnist": {
         "sgd": {None: _fmnist(0.03)},
+        "er": {
+            200: _fmnist(0.01, minibatch_size=10),
+            500: _fmnist(0.1, minibatch_size=10),
+            5120: _fmnist(0.1, minibatch_size=10),
+        },
+        "der": {
+            200: _fmnist(0.03, minibatch_size=10, alpha=0.2),
+            500: _fmnist(0.03, minibatch_size=128, alpha=1.0),
+            5120: _fmnist(0.1, minibatch_size=128, alpha=0.5),
+        },
+        "derpp": {
+            200: _fmnist(0.03, minibatch_size=128, alpha=0.2, beta=1.0),
+            500: _fmnist(0.03, minibatch_size=10, alpha=1.0, beta=0.5),
+            5120: _fmnist(0.1, minibatch_size=64, alpha=0.2, beta=0.5),
+        },
     },
 }
 
