@@ -100,7 +100,12 @@ def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
         args.num_workers = default_num_workers(device)
     if args.seed is not None:
         set_seed(args.seed)
+    if device.type == "cpu":
+        # Backward of gathers with repeated indices (triplet terms) otherwise accumulates in a
+        # thread-dependent order: a seeded CPU run must repeat bit for bit.
+        torch.use_deterministic_algorithms(True)
     dataset = datasets[args.dataset](args, device)
+    dataset.prepare()
     model_cls = models[args.model]
     if dataset.SETTING not in model_cls.COMPATIBILITY:
         raise UserError(f"model {args.model} does not support the {dataset.SETTING} setting of {args.dataset}")

@@ -118,11 +118,15 @@ class ContinualDataset:
     def task_classes(self, task: int) -> range:
         return range(task * self.N_CLASSES_PER_TASK, (task + 1) * self.N_CLASSES_PER_TASK)
 
+    def prepare(self) -> None:
+        """Load the data (once); raises UserError when it is missing or damaged."""
+        if self._data is None:
+            self._data = self.load()
+
     def _splits(self, tasks: Sequence[int]) -> tuple[torch.Tensor, ...]:
         """Train and test (images, labels) of the given tasks; with --validation the test
         split is a fixed 10% of each task's training examples, removed from training."""
-        if self._data is None:
-            self._data = self.load()
+        self.prepare()
         train_x, train_y, test_x, test_y = self._data
         train_index, test_index = [], []
         for task in tasks:
@@ -166,7 +170,7 @@ class ContinualDataset:
 
 def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (N x H x W or N x C x H x W) and integer labels as torch tensors."""
-    images_t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
+    images_t = torch.from_numpy(np.array(images, dtype=np.uint8))  # a writable copy
     if images_t.dim() == 3:
         images_t = images_t.unsqueeze(1)
     return images_t, torch.from_numpy(np.asarray(labels, dtype=np.int64))

@@ -20,11 +20,13 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             data = f.read()
-    except OSError as e:
+    except (OSError, EOFError) as e:  # EOFError: a truncated gzip stream
         raise UserError(f"Fashion-MNIST file {path} is unreadable or corrupted ({e})") from None
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
         raise UserError(f"Fashion-MNIST file {path} is not an IDX file of unsigned bytes")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise UserError(f"Fashion-MNIST file {path} is truncated (incomplete header)")
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):

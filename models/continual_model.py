@@ -13,6 +13,7 @@ from utils.buffer import Buffer
 class ContinualModel(nn.Module):
     NAME: str = ""
     COMPATIBILITY: tuple[str, ...] = ("class-il", "task-il")
+    TRAINS_ON_STREAM = True  # False: the training loop trains on all tasks after the last one
 
     def __init__(self, backbone: nn.Module, args: Namespace, dataset: ContinualDataset,
                  device: torch.device) -> None:
@@ -68,8 +69,9 @@ class ReplayModel(ContinualModel):
         parser.add_hyperparameter("buffer_size", positive_int, "Reservoir buffer capacity.")
         parser.add_hyperparameter("minibatch_size", positive_int, "Size of each buffer draw.")
         parser.add_argument("--fuse_forward", action="store_true",
-                            help="One forward pass over the stream batch and all buffer draws even when the "
-                                 "network has BatchNorm (its batch statistics then differ from the reference).")
+                            help="One forward pass over the stream batch and all buffer draws: faster, but "
+                                 "BatchNorm then sees the statistics of the concatenation (not the reference's), "
+                                 "and without BatchNorm results still differ by float rounding.")
 
     def draw(self) -> tuple[torch.Tensor, ...]:
         """One buffer draw of ``minibatch_size``, augmented with the dataset's train transform."""

@@ -12,7 +12,7 @@ import torch
 import main
 from datasets import get_all_datasets
 from models import get_all_models
-from tests.conftest import FMNIST_FILES, REPO
+from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO
 from utils.best_args import BEST_ARGS
 
 MODELS, DATASETS = get_all_models(), get_all_datasets()
@@ -79,23 +79,59 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
 # --- end-to-end on the tiny CIFAR-10 -----------------------------------------------------
 
 
+def _fmnist_available() -> bool:
+    return all((FMNIST_DIR / n).is_file() or (FMNIST_DIR / f"{n}.gz").is_file() for n in FMNIST_FILES)
+
+
+def _fmnist_argv(tmp: Path) -> list[str]:
+    raw = tmp / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FMNIST_FILES:  # link the installed files into --data_path
+        source = FMNIST_DIR / name if (FMNIST_DIR / name).is_file() else FMNIST_DIR / f"{name}.gz"
+        (raw / source.name).symlink_to(source)
+    return ["--model", "sgd", "--dataset", "seq-fmnist", "--offline", "--data_path", str(tmp / "data"),
+            "--debug_mode", "--load_best_args", "--seed", "0", "--csv_log", "--results_path", str(tmp / "results")]
+
+
+def _missing_data_argv(tmp_path) -> list[str]:
+    return ["--model", "sgd", "--dataset", "seq-cifar10", "--lr", "0.1", "--batch_size", "8", "--n_epochs", "1",
+            "--offline", "--data_path", str(tmp_path / "data"), "--results_path", str(tmp_path / "results"),
+            "--csv_log", "--tensorboard", "--device", "cpu"]
+
+
 @pytest.fixture(scope="module")
 def e2e(cifar10_path, tmp_path_factory) -> dict:
-    """Run main.py for sgd and joint side by side (two processes); {model: (rc, out, err, results)}."""
-    procs = {}
-    for model in E2E_MODELS:
-        results = tmp_path_factory.mktemp(f"results_{model}")
-        cmd = [sys.executable, "main.py", *_cifar_argv(model, cifar10_path, results)]
-        procs[model] = (subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True), results)
-    runs = {}
-    for model, (proc, results) in procs.items():
+    """Every subprocess run of main.py: {name: (rc, stdout, stderr, folder)}.
+
+    sgd and joint on the tiny CIFAR-10 start side by side; joint finishes first, and the short
+    seq-fmnist run then uses the core it leaves."""
+    def start(name: str, argv_for) -> None:
+        folder = tmp_path_factory.mktemp(name)
+        cmd = [sys.executable, "main.py", *argv_for(folder)]
+        procs[name] = (subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True), folder)
+
+    def finish(name: str) -> None:
+        proc, folder = procs[name]
         try:
             out, err = proc.communicate(timeout=400)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-        runs[model] = (proc.returncode, out, err, results)
+        runs[name] = (proc.returncode, out, err, folder)
+
+    procs, runs = {}, {}
+    for model in E2E_MODELS:
+        start(model, lambda folder, model=model: _cifar_argv(model, cifar10_path, folder / "results"))
+    finish("joint")
+    if _fmnist_available():
+        start("fmnist", _fmnist_argv)
+    for name in procs:
+        if name not in runs:
+            finish(name)
+    for model in E2E_MODELS:  # the results folder of the CIFAR-10 runs
+        rc, out, err, folder = runs[model]
+        runs[model] = (rc, out, err, folder / "results")
     return runs
 
 
@@ -211,26 +247,18 @@ def test_e2e_tensorboard_loss(e2e, model):
 # --- end-to-end on the real Fashion-MNIST ---------------------------------------------------
 
 
-def test_e2e_fmnist_sgd(fmnist_dir, tmp_path):
-    raw = tmp_path / "data" / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in FMNIST_FILES:  # link the installed files into --data_path
-        source = fmnist_dir / name if (fmnist_dir / name).is_file() else fmnist_dir / f"{name}.gz"
-        (raw / source.name).symlink_to(source)
-    results = tmp_path / "results"
-    cmd = [sys.executable, "main.py", "--model", "sgd", "--dataset", "seq-fmnist", "--offline",
-           "--data_path", str(tmp_path / "data"), "--debug_mode", "--load_best_args", "--seed", "0",
-           "--csv_log", "--results_path", str(results)]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    means = _means(proc.stdout)
-    _, rows = _read_csv(results / "class-il" / "seq-fmnist" / "sgd" / "mean_accs.csv")
+def test_e2e_fmnist_sgd(fmnist_dir, e2e):
+    assert fmnist_dir == FMNIST_DIR
+    rc, out, err, folder = e2e["fmnist"]
+    assert rc == 0, err[-3000:]
+    assert "Traceback" not in err
+    means = _means(out)
+    _, rows = _read_csv(folder / "results" / "class-il" / "seq-fmnist" / "sgd" / "mean_accs.csv")
     assert len(rows) == 1
     assert float(rows[0]["lr"]) == 0.03 and rows[0]["batch_size"] == "10" and rows[0]["n_epochs"] == "1"
     assert float(rows[0]["task5"]) == pytest.approx(means["class-il"][4], abs=0.006)
-    # debug mode: 4 batches of 10 per task, 4 x 256 test images per task
-    assert len(re.findall(r"\| step 4/4 \|", proc.stderr)) == 5
+    # debug mode: 4 batches per task
+    assert len(re.findall(r"\| step 4/4 \|", err)) == 5
 
 
 # --- parsing, best arguments ------------------------------------------------------------------
@@ -329,11 +357,12 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
     assert needle in _exit_2(capsys, argv)
 
 
-def _run_main(capsys, argv: list[str]) -> tuple[int, list[str]]:
+def _run_main(capsys, argv: list[str]) -> tuple[int, list[str], str]:
+    """main.main in-process: (exit status, stderr lines, stdout)."""
     code = main.main(argv)
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
-    return code, captured.err.splitlines()
+    return code, captured.err.splitlines(), captured.out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here, so --device cuda is valid")
@@ -341,37 +370,29 @@ def test_device_cuda_without_cuda_exits_2(capsys, tmp_path):
     argv = ["--model", "sgd", "--dataset", "seq-cifar10", "--lr", "0.1", "--batch_size", "8", "--n_epochs", "1",
             "--device", "cuda", "--offline", "--data_path", str(tmp_path / "data"),
             "--results_path", str(tmp_path / "results"), "--csv_log", "--tensorboard"]
-    code, lines = _run_main(capsys, argv)
-    assert code == 2
+    code, lines, out = _run_main(capsys, argv)
+    assert code == 2 and out == ""
     assert len(lines) == 1 and "cuda" in lines[0].lower() and "error" in lines[0]
     assert not (tmp_path / "results").exists()
 
 
-def _missing_data_argv(tmp_path) -> list[str]:
-    return ["--model", "sgd", "--dataset", "seq-cifar10", "--lr", "0.1", "--batch_size", "8", "--n_epochs", "1",
-            "--offline", "--data_path", str(tmp_path / "data"), "--results_path", str(tmp_path / "results"),
-            "--csv_log", "--tensorboard", "--device", "cpu"]
-
-
-def test_missing_data_offline_subprocess_exits_2(tmp_path):
-    proc = subprocess.run([sys.executable, "main.py", *_missing_data_argv(tmp_path)], cwd=REPO, env=_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+def test_missing_data_offline_exits_2(capsys, tmp_path):
+    code, lines, out = _run_main(capsys, _missing_data_argv(tmp_path))
+    assert code == 2
+    errors = [line for line in lines if "error" in line]
     assert len(errors) == 1 and str(tmp_path / "data" / "CIFAR10") in errors[0]
-    assert proc.stdout == ""
+    assert out == ""
 
 
 def test_missing_data_offline_prints_one_stderr_line(capsys, tmp_path):
-    code, lines = _run_main(capsys, _missing_data_argv(tmp_path))
+    code, lines, _ = _run_main(capsys, _missing_data_argv(tmp_path))
     assert code == 2
     assert len(lines) == 1, lines
     assert str(tmp_path / "data" / "CIFAR10") in lines[0]
 
 
 def test_missing_data_offline_creates_no_results_folder(capsys, tmp_path):
-    code, _ = _run_main(capsys, _missing_data_argv(tmp_path))
+    code, _, _ = _run_main(capsys, _missing_data_argv(tmp_path))
     assert code == 2
     assert not (tmp_path / "results").exists(), sorted(str(p) for p in (tmp_path / "results").rglob("*"))
     assert not (tmp_path / "data").exists()

@@ -91,10 +91,10 @@ class Buffer:
 
     def state_dict(self) -> dict:
         return {"capacity": self.capacity, "num_seen": self.num_seen,
-                "storage": {k: v.cpu() for k, v in self._storage.items()}}
+                "storage": {k: v.detach().cpu().clone() for k, v in self._storage.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"buffer capacity {self.capacity} differs from the saved {state['capacity']}")
         self.num_seen = state["num_seen"]
-        self._storage = {k: v.to(self.device) for k, v in state["storage"].items()}
+        self._storage = {k: v.to(self.device, copy=True) for k, v in state["storage"].items()}

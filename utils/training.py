@@ -56,24 +56,31 @@ def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogge
     history = History()
     history.random_results = evaluate(model, dataset, test_loaders)
     epoch_index = 0
-    for task in range(dataset.N_TASKS):
+
+    def run_epochs(loader, label: str) -> None:
+        nonlocal epoch_index
         model.net.train()
+        progress = ProgressBar(label, args.n_epochs, len(loader))
+        for epoch in range(args.n_epochs):
+            for inputs, labels, not_aug_inputs in loader:
+                progress.step(epoch, model.observe(inputs, labels, not_aug_inputs))
+            loss = progress.end_epoch()
+            if tb is not None:
+                tb.log_loss(loss, epoch_index)
+            epoch_index += 1
+
+    stream = model.TRAINS_ON_STREAM
+    for task in range(dataset.N_TASKS):
         if task > 0:
             pre_task = evaluate(model, dataset, test_loaders[task:task + 1])
             for setting, rows in history.results.items():
                 rows[-1].append(pre_task[setting][0])
         model.begin_task(task)
-        if getattr(model, "TRAINS_ON_STREAM", True):
-            loader = dataset.train_loader([task])
-            progress = ProgressBar(f"task {task + 1}/{dataset.N_TASKS}", args.n_epochs, len(loader))
-            for epoch in range(args.n_epochs):
-                for inputs, labels, not_aug_inputs in loader:
-                    progress.step(epoch, model.observe(inputs, labels, not_aug_inputs))
-                loss = progress.end_epoch()
-                if tb is not None:
-                    tb.log_loss(loss, epoch_index)
-                epoch_index += 1
+        if stream:
+            run_epochs(dataset.train_loader([task]), f"task {task + 1}/{dataset.N_TASKS}")
         model.end_task(task)
+        if not stream and task == dataset.N_TASKS - 1:  # joint: all tasks at once, at the end
+            run_epochs(dataset.train_loader(range(dataset.N_TASKS)), "joint")
         accs = evaluate(model, dataset, test_loaders[:task + 1])
         for setting, rows in history.results.items():
             rows.append(accs[setting])

@@ -1,0 +1,346 @@
+"""Run a grid of main.py experiments with best arguments and aggregate it into the paper's table.
+
+    python cifar.py --dry_run                              # the Seq-CIFAR-10 grid: 6 models, 3 buffers, seeds 0-9
+    python cifar.py --dataset seq-fmnist --models sgd er --buffers 200 --seeds 0 1 --jobs 2 -- --n_epochs 1
+    python cifar.py --summarize --dataset seq-fmnist       # the table of the finished runs only
+    python cifar.py --preset released                      # the released cifar.py's single run
+
+Everything after ``--`` is passed to every main.py run verbatim. Each run has a key (dataset, model,
+buffer, seed and a hash of all its arguments) and a folder ``<results>/runs/<key>/`` holding its log.txt,
+its own CSV files (main.py --results_path) and, once main.py has exited 0, done.json. A run with a
+done.json is skipped, so rerunning an interrupted grid finishes only what is missing; a run folder
+without done.json is cleared and redone, so every finished run contributes exactly one row.
+Launchers: ``local`` (subprocesses, --jobs at once), ``submitit-local`` (submitit's local executor,
+the code path of ``slurm``) and ``slurm`` (a job array; logs in <results>/submitit/).
+The table: mean and sample standard deviation (ddof=1) over seeds of the accuracy after the last task.
+"""
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from queue import SimpleQueue
+
+REPO = Path(__file__).resolve().parent
+MAIN = REPO / "main.py"
+PAPER_MODELS = ("sgd", "joint", "er", "der", "derpp", "hcr")
+# Runs arguments that cifar.py sets itself; passing them after -- would break the grid.
+MANAGED = ("--model", "--dataset", "--buffer_size", "--seed", "--load_best_args", "--csv_log", "--results_path")
+PRESETS = {  # the released cifar.py: one run with its own hyper-parameters (HCR_REFERENCE.md section 5)
+    "released": {"dataset": "seq-cifar10", "models": ["hcr"], "buffers": [200], "seeds": [60],
+                 "extra": ["--lr", "0.3", "--alpha", "0.5", "--beta", "0.5", "--gamma", "0.5", "--sigmoid", "0.3",
+                           "--batch_size", "32", "--minibatch_size", "32", "--n_epochs", "50", "--tensorboard"]},
+}
+# DER paper, Table 2 (HCR_REFERENCE.md section 7): class-IL / task-IL accuracy on seq-cifar10.
+REFERENCE = {"seq-cifar10": {
+    ("joint", None): (92.20, 98.31), ("sgd", None): (19.62, 61.02),
+    ("er", 200): (44.79, 91.19), ("er", 500): (57.74, 93.61), ("er", 5120): (82.47, 96.98),
+    ("der", 200): (61.93, 91.40), ("der", 500): (70.51, 93.40), ("der", 5120): (83.81, 95.43),
+    ("derpp", 200): (64.88, 91.92), ("derpp", 500): (72.70, 93.88), ("derpp", 5120): (85.24, 96.12),
+}}
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    model: str
+    buffer: int | None
+    seed: int
+    extra: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha1(json.dumps([self.dataset, self.model, self.buffer, self.seed, self.extra]).encode())
+        buffer = "nobuf" if self.buffer is None else f"b{self.buffer}"
+        return f"{self.dataset}-{self.model}-{buffer}-s{self.seed}-{digest.hexdigest()[:8]}"
+
+
+def plan(dataset: str, models: list[str], buffers: list[int], seeds: list[int], extra: list[str]) -> list[Run]:
+    """The grid: buffer-free models once per seed, replay models once per buffer and seed. KeyError
+    (main.py would fail) when utils/best_args.py has no entry for a (model, buffer)."""
+    from models import get_all_models
+    from models.continual_model import ReplayModel
+    from utils.best_args import lookup
+
+    classes = get_all_models()
+    runs = [Run(dataset, model, buffer, seed, tuple(extra))
+            for model in dict.fromkeys(models)
+            for buffer in (sorted(set(buffers)) if issubclass(classes[model], ReplayModel) else [None])
+            for seed in dict.fromkeys(seeds)]
+    for run in runs:
+        lookup(dataset, getattr(classes[run.model], "BEST_ARGS_MODEL", run.model), run.buffer)
+    return runs
+
+
+def command(run: Run, results: Path) -> list[str]:
+    buffer = [] if run.buffer is None else ["--buffer_size", str(run.buffer)]
+    return [sys.executable, str(MAIN), "--model", run.model, "--dataset", run.dataset, *buffer, "--load_best_args",
+            "--seed", str(run.seed), "--csv_log", "--results_path", str(results / "runs" / run.key), *run.extra]
+
+
+def is_done(run: Run, results: Path) -> bool:
+    return (results / "runs" / run.key / "done.json").exists()
+
+
+def execute_run(run: Run, results: Path, threads: int | None = None, gpu: str | None = None) -> str:
+    """Run one main.py (the function submitit pickles): 'done', 'skipped' (finished before), 'busy'
+    (another process runs it now) or 'failed'. A lock held by main.py itself guards the run folder."""
+    run_dir = results / "runs" / run.key
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.parent / f"{run.key}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "busy"
+        if is_done(run, results):
+            return "skipped"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run interrupted before done.json starts afresh
+        run_dir.mkdir()
+        env = dict(os.environ)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        start, argv = time.time(), command(run, results)
+        with open(run_dir / "log.txt", "w") as log:
+            log.write(shlex.join(argv) + "\n")
+            log.flush()
+            code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                  pass_fds=(lock.fileno(),)).returncode
+        if code != 0:
+            return "failed"
+        info = {"key": run.key, "dataset": run.dataset, "model": run.model, "buffer": run.buffer, "seed": run.seed,
+                "extra": list(run.extra), "command": argv, "seconds": round(time.time() - start, 1)}
+        (run_dir / "done.json.tmp").write_text(json.dumps(info, indent=1) + "\n")
+        os.replace(run_dir / "done.json.tmp", run_dir / "done.json")
+        return "done"
+
+
+def visible_gpus() -> list[str]:
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [g.strip() for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def launch_local(runs: list[Run], results: Path, jobs: int) -> list[tuple[str, Path]]:
+    """--jobs runs at once, each with its share of the cores and GPUs (round-robin over slots)."""
+    gpus, threads, slots = visible_gpus(), max(1, len(os.sched_getaffinity(0)) // jobs), SimpleQueue()
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def one(run: Run) -> tuple[str, Path]:
+        slot = slots.get()
+        try:
+            status = execute_run(run, results, threads, gpus[slot % len(gpus)] if gpus else None)
+        finally:
+            slots.put(slot)
+        print(f"{status:>7} {run.key}", flush=True)
+        return status, results / "runs" / run.key / "log.txt"
+
+    pool = ThreadPoolExecutor(jobs)
+    try:
+        return list(pool.map(one, runs))
+    finally:
+        pool.shutdown(cancel_futures=True)  # on Ctrl-C, start nothing new
+
+
+def make_executor(args: argparse.Namespace, results: Path):
+    """submitit's executor: SLURM, or its local executor (--launcher submitit-local). Its jobs import
+    this module, so the repository goes on their PYTHONPATH."""
+    import submitit
+
+    local = args.launcher == "submitit-local"
+    executor = submitit.AutoExecutor(folder=results / "submitit", cluster="local" if local else "slurm")
+    setup = [f"export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    executor.update_parameters(name="cifar-grid", timeout_min=args.time_min, slurm_partition=args.partition,
+                               gpus_per_node=0 if local else args.gpus_per_job, cpus_per_task=args.cpus_per_job,
+                               mem_gb=args.mem_gb, slurm_array_parallelism=args.jobs, local_setup=setup,
+                               slurm_setup=setup)
+    return executor
+
+
+def launch_submitit(runs: list[Run], results: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """One SLURM job array (at most --jobs running at once); through submitit's local executor, the
+    same submission in waves of --jobs runs, with the cores and GPUs shared as by launch_local."""
+    local, executor = args.launcher == "submitit-local", make_executor(args, results)
+    gpus = visible_gpus() if local else []
+    threads = max(1, len(os.sched_getaffinity(0)) // args.jobs) if local else args.cpus_per_job
+    wave, outcomes = args.jobs if local else len(runs), []
+    for first in range(0, len(runs), wave):
+        chunk = runs[first:first + wave]
+        placement = [gpus[i % len(gpus)] if gpus else None for i in range(len(chunk))]
+        submitted = executor.map_array(execute_run, chunk, [results] * len(chunk), [threads] * len(chunk), placement)
+        print(f"submitted {len(chunk)} job(s): {submitted[0].job_id.split('_')[0]} (logs in {results / 'submitit'})")
+        for run, job in zip(chunk, submitted, strict=True):
+            try:
+                status, log = job.result(), results / "runs" / run.key / "log.txt"
+            except Exception as e:  # the job itself died (timeout, node failure): submitit's log says why
+                status, log = "failed", job.paths.stderr
+                print(f"job {job.job_id} of {run.key}: {type(e).__name__}", file=sys.stderr)
+            print(f"{status:>7} {run.key}", flush=True)
+            outcomes.append((status, log))
+    return outcomes
+
+
+def collect(results: Path, dataset: str):
+    """One row per finished run of ``dataset``: its accuracies after the last task, BWT and forgetting."""
+    import pandas as pd
+
+    from utils.loggers import csv_path
+
+    rows = []
+    for marker in sorted((results / "runs").glob("*/done.json")):
+        info = json.loads(marker.read_text())
+        if info["dataset"] != dataset:
+            continue
+        row = {"key": info["key"], "model": info["model"], "buffer_size": info["buffer"], "seed": info["seed"],
+               "flags": shlex.join(info["extra"])}
+        for setting, name in (("class-il", "class_il"), ("task-il", "task_il")):
+            last = pd.read_csv(csv_path(str(marker.parent), setting, dataset, info["model"])).iloc[-1]
+            row[name] = last[max((c for c in last.index if c[4:].isdigit()), key=lambda c: int(c[4:]))]
+            if setting == "class-il":
+                row["bwt"], row["forgetting"] = last["backward_transfer"], last["forgetting"]
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["key", "model", "buffer_size", "seed", "flags", "class_il", "task_il",
+                                        "bwt", "forgetting"])
+    frame["buffer_size"] = frame["buffer_size"].astype("Int64")
+    rank = {m: i for i, m in enumerate(PAPER_MODELS)}
+    frame["rank"] = frame["model"].map(lambda m: rank.get(m, len(rank)))
+    frame = frame.sort_values(["rank", "model", "buffer_size", "flags", "seed"], na_position="first")
+    return frame.drop(columns="rank")
+
+
+def summarize(results: Path, dataset: str) -> str | None:
+    """Write summary_<dataset>.{csv,md} (and runs_<dataset>.csv, one row per run) and return the Markdown."""
+    import pandas as pd
+
+    runs = collect(results, dataset)
+    if runs.empty:
+        return None
+    table = runs.groupby(["model", "buffer_size", "flags"], sort=False, dropna=False).agg(
+        class_il_mean=("class_il", "mean"), class_il_std=("class_il", "std"), task_il_mean=("task_il", "mean"),
+        task_il_std=("task_il", "std"), bwt=("bwt", "mean"), forgetting=("forgetting", "mean"),
+        seeds=("seed", "size")).reset_index()
+    reference = REFERENCE.get(dataset)
+    if reference:
+        paper = [reference.get((m, None if pd.isna(b) else int(b)), (None, None))
+                 for m, b in zip(table["model"], table["buffer_size"], strict=True)]
+        table["der_paper_class_il"], table["der_paper_task_il"] = [p[0] for p in paper], [p[1] for p in paper]
+    runs.to_csv(results / f"runs_{dataset}.csv", index=False)
+    table.to_csv(results / f"summary_{dataset}.csv", index=False)
+
+    def pm(mean: float, std: float) -> str:
+        return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+
+    show_flags = table["flags"].nunique() > 1
+    header = ["model", "buffer", *(["flags"] * show_flags), "class-IL", "task-IL", "BWT", "forgetting", "seeds",
+              *(["DER paper class-IL", "DER paper task-IL"] if reference else [])]
+    lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds",
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in table.itertuples():
+        cells = [r.model, "-" if pd.isna(r.buffer_size) else str(r.buffer_size),
+                 *([r.flags] * show_flags), pm(r.class_il_mean, r.class_il_std), pm(r.task_il_mean, r.task_il_std),
+                 f"{r.bwt:.2f}", f"{r.forgetting:.2f}", str(r.seeds)]
+        if reference:
+            cells += ["" if pd.isna(v) else f"{v:.2f}" for v in (r.der_paper_class_il, r.der_paper_task_il)]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    (results / f"summary_{dataset}.md").write_text(text)
+    return text
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
+    from datasets import get_all_datasets
+    from models import get_all_models
+    from utils.args import CLIParser, positive_int
+
+    parser = CLIParser(prog="cifar.py", allow_abbrev=False, description="Run a grid of main.py experiments "
+                       "(best arguments) and tabulate it; arguments after -- go to every run.")
+    parser.add_argument("--dataset", default="seq-cifar10", choices=list(get_all_datasets()))
+    parser.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=list(get_all_models()))
+    parser.add_argument("--buffers", nargs="+", type=positive_int, default=[200, 500, 5120],
+                        help="Buffer sizes of the replay models (buffer-free models run once).")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    parser.add_argument("--results", default="results", help="Results folder (default: results).")
+    parser.add_argument("--preset", choices=list(PRESETS),
+                        help="released: the released cifar.py's single run (seq-cifar10, hcr, buffer 200, seed 60, "
+                             "lr 0.3, alpha = beta = gamma = 0.5, sigmoid 0.3, TensorBoard on).")
+    parser.add_argument("--dry_run", action="store_true", help="Print the planned commands, run nothing.")
+    parser.add_argument("--summarize", action="store_true", help="Only tabulate the finished runs of --dataset.")
+    parser.add_argument("--jobs", type=positive_int, default=1,
+                        help="Runs at once (local), or the job array's parallelism (slurm).")
+    parser.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local")
+    slurm = parser.add_argument_group("submitit / SLURM")
+    slurm.add_argument("--partition", help="SLURM partition.")
+    slurm.add_argument("--time_min", type=positive_int, default=24 * 60, help="Time limit of one run (minutes).")
+    slurm.add_argument("--gpus_per_job", type=int, default=1)
+    slurm.add_argument("--cpus_per_job", type=positive_int, default=4)
+    slurm.add_argument("--mem_gb", type=positive_int, default=None)
+    own, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = parser.parse_args(own)
+    if args.preset:
+        preset = dict(PRESETS[args.preset])
+        extra = preset.pop("extra") + extra  # given after --, a flag wins over the preset's
+        parser.set_defaults(**preset)
+        args = parser.parse_args(own)
+    clash = [flag for flag in extra if flag.split("=")[0] in MANAGED]
+    if clash:
+        parser.error(f"{', '.join(clash)} after -- clash with the grid (use --dataset/--models/--buffers/--seeds)")
+    if args.summarize:
+        return args, []
+    try:
+        return args, plan(args.dataset, args.models, args.buffers, args.seeds, extra)
+    except KeyError as e:
+        parser.error(e.args[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, runs = parse_args(sys.argv[1:] if argv is None else list(argv))
+    results = Path(args.results).resolve()
+    if args.summarize:
+        text = summarize(results, args.dataset)
+        print(text or f"no finished {args.dataset} runs in {results / 'runs'}")
+        return 0 if text else 1
+    if args.dry_run:
+        for run in runs:
+            done = "  # done" if is_done(run, results) else ""
+            print(shlex.join(["python", "main.py", *command(run, results)[2:]]) + done)
+        print(f"{len(runs)} runs, {sum(is_done(r, results) for r in runs)} of them finished")
+        return 0
+    todo = [run for run in runs if not is_done(run, results)]
+    print(f"{len(runs)} runs: {len(runs) - len(todo)} finished before (skipped), {len(todo)} to run", flush=True)
+    outcomes = []
+    try:
+        if todo and args.launcher == "local":
+            outcomes = launch_local(todo, results, args.jobs)
+        elif todo:
+            outcomes = launch_submitit(todo, results, args)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to finish the missing runs", file=sys.stderr)
+        return 130
+    for run, (status, log) in zip(todo, outcomes, strict=True):
+        if status == "failed":
+            print(f"FAILED {run.key}: see {log}")
+        elif status == "busy":
+            print(f"BUSY {run.key}: another process is running it; rerun later")
+    text = summarize(results, args.dataset)
+    if text:
+        print(text)
+        print(f"written: {results / f'summary_{args.dataset}.md'} and .csv")
+    return 0 if all(status in ("done", "skipped") for status, _ in outcomes) else 1
+
+
+if __name__ == "__main__":
+    import cifar  # as a module, so that submitit's jobs can unpickle cifar.execute_run
+
+    sys.exit(cifar.main())

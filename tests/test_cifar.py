@@ -1,0 +1,215 @@
+"""Tests of cifar.py: the planned grid, the launchers, resuming, failures and the summary table."""
+import contextlib
+import csv
+import fcntl
+import io
+import json
+import os
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+import cifar
+
+FMNIST_EXTRA = ["--debug_mode", "--offline", "--n_epochs", "1"]
+GRID = ["--dataset", "seq-fmnist", "--models", "sgd", "er", "--buffers", "200"]
+
+
+def _main(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cifar.main(argv)
+    return code, out.getvalue()
+
+
+def _commands(output: str) -> list[list[str]]:
+    return [shlex.split(line.split("  #")[0]) for line in output.splitlines() if line.startswith("python main.py")]
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+# --- the planned grid ----------------------------------------------------------------------
+
+
+def test_dry_run_lists_the_selected_grid(tmp_path):
+    code, out = _main(["--dataset", "seq-fmnist", "--models", "sgd", "er", "derpp", "--buffers", "200", "500",
+                       "--seeds", "0", "1", "2", "--results", str(tmp_path), "--dry_run", "--", "--n_epochs", "1",
+                       "--debug_mode"])
+    assert code == 0
+    commands = _commands(out)
+    assert len(commands) == 1 * 3 + 2 * 2 * 3  # buffer-free models once per seed, not once per buffer
+    assert "15 runs" in out
+    planned = sorted((_flag(c, "--model"), _flag(c, "--buffer_size"), _flag(c, "--seed")) for c in commands)
+    assert planned == sorted([("sgd", None, s) for s in "012"]
+                             + [(m, b, s) for m in ("er", "derpp") for b in ("200", "500") for s in "012"])
+    for argv in commands:
+        assert argv[-3:] == ["--n_epochs", "1", "--debug_mode"]  # the flags after --, verbatim, last
+        assert _flag(argv, "--dataset") == "seq-fmnist"
+        assert "--load_best_args" in argv and "--csv_log" in argv
+        assert Path(_flag(argv, "--results_path")).parent == tmp_path / "runs"
+    assert len({_flag(c, "--results_path") for c in commands}) == len(commands)  # one folder (key) per run
+    assert not tmp_path.joinpath("runs").exists()  # nothing ran
+
+
+def test_dry_run_defaults_are_the_paper_grid_and_the_released_preset(tmp_path):
+    code, out = _main(["--dry_run", "--results", str(tmp_path)])
+    commands = _commands(out)
+    assert code == 0 and len(commands) == 2 * 10 + 4 * 3 * 10
+    cells = {(_flag(c, "--model"), _flag(c, "--buffer_size")) for c in commands}
+    assert cells == {("sgd", None), ("joint", None)} | {
+        (m, b) for m in ("er", "der", "derpp", "hcr") for b in ("200", "500", "5120")}
+    assert {_flag(c, "--dataset") for c in commands} == {"seq-cifar10"}
+    assert {_flag(c, "--seed") for c in commands} == {str(s) for s in range(10)}
+
+    code, out = _main(["--preset", "released", "--dry_run", "--results", str(tmp_path)])
+    [argv] = _commands(out)
+    assert code == 0
+    assert [_flag(argv, f) for f in ("--model", "--dataset", "--buffer_size", "--seed", "--lr", "--sigmoid")] == [
+        "hcr", "seq-cifar10", "200", "60", "0.3", "0.3"]
+    assert "--tensorboard" in argv and "--csv_log" in argv
+
+
+def test_bad_selections_are_refused_before_running(tmp_path, capsys):
+    for argv in (["--models", "er", "--", "--seed", "3"],  # cifar.py sets the seed itself
+                 ["--dataset", "seq-fmnist", "--models", "er", "--buffers", "300"]):  # no best arguments
+        with pytest.raises(SystemExit) as exit_info:
+            cifar.main([*argv, "--results", str(tmp_path), "--dry_run"])
+        assert exit_info.value.code == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+# --- the local launcher, with a stand-in for main.py --------------------------------------
+
+FAKE_MAIN = ("import os, sys; print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('CUDA_VISIBLE_DEVICES')); "
+             "sys.exit(sys.argv[1] == 'bad')")
+
+
+def test_local_launcher_threads_gpus_failures_and_locks(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar, "command", lambda run, results: [sys.executable, "-c", FAKE_MAIN, run.model])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    runs = [cifar.Run("seq-fmnist", model, None, seed) for model, seed in (("ok", 0), ("bad", 0), ("ok", 1))]
+    stale = tmp_path / "runs" / runs[2].key / "class-il" / "stale.csv"  # killed before its done.json
+    stale.parent.mkdir(parents=True)
+    stale.write_text("row of an interrupted run\n")
+
+    outcomes = cifar.launch_local(runs, tmp_path, jobs=2)
+    assert [status for status, _ in outcomes] == ["done", "failed", "done"]
+    logs = [log.read_text().splitlines()[-1].split() for _, log in outcomes]
+    threads = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    assert all(line[0] == threads for line in logs)
+    assert {line[1] for line in logs} <= {"3", "5"}  # one visible GPU per run, from the slots
+    assert not stale.exists()
+    assert not (tmp_path / "runs" / runs[1].key / "done.json").exists()
+    done = json.loads((tmp_path / "runs" / runs[0].key / "done.json").read_text())
+    assert (done["model"], done["seed"], done["buffer"]) == ("ok", 0, None)
+
+    assert cifar.execute_run(runs[0], tmp_path) == "skipped"
+    with open(tmp_path / "runs" / f"{runs[1].key}.lock", "w") as lock:  # another process runs it now
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert cifar.execute_run(runs[1], tmp_path) == "busy"
+
+
+# --- a real tiny grid on Fashion-MNIST through submitit's local executor --------------------
+
+
+def _snapshot(results: Path) -> dict[str, int]:
+    files = [*results.glob("runs/*/log.txt"), *results.glob("runs/*/done.json"), *results.glob("runs/*/*/*/*/*.csv")]
+    return {str(p): p.stat().st_mtime_ns for p in files}
+
+
+@pytest.fixture(scope="module")
+def fmnist_grid(fmnist_dir, tmp_path_factory):
+    """Three invocations over one results folder: (A) seed 0 of sgd and er/200 plus a run of a
+    model main.py does not know, (B) seeds 0 and 1, which must run only seed 1, (C) the same again."""
+    results = tmp_path_factory.mktemp("grid")
+    common = [*GRID, "--results", str(results), "--launcher", "submitit-local", "--jobs", "2"]
+    real_plan, found = cifar.plan, {}
+
+    def plan_with_a_broken_run(*args, **kwargs):
+        runs = real_plan(*args, **kwargs)
+        return [*runs, cifar.Run("seq-fmnist", "no_such_model", None, 0, runs[0].extra)]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cifar, "plan", plan_with_a_broken_run)
+        found["A"] = _main([*common, "--seeds", "0", "--", *FMNIST_EXTRA])
+    found["snapshot A"] = _snapshot(results)
+    found["B"] = _main([*common, "--seeds", "0", "1", "--", *FMNIST_EXTRA])
+    found["snapshot B"] = _snapshot(results)
+    found["C"] = _main([*common, "--seeds", "0", "1", "--", *FMNIST_EXTRA])
+    found["snapshot C"] = _snapshot(results)
+    return results, found
+
+
+def test_failing_run_is_reported_and_the_others_finish(fmnist_grid):
+    results, found = fmnist_grid
+    code, out = found["A"]
+    assert code == 1
+    broken = cifar.Run("seq-fmnist", "no_such_model", None, 0, tuple(FMNIST_EXTRA))
+    log = results / "runs" / broken.key / "log.txt"
+    assert f"FAILED {broken.key}: see {log}" in out
+    assert "invalid choice" in log.read_text()
+    assert not (log.parent / "done.json").exists()
+    assert len(list(results.glob("runs/*-s0-*/done.json"))) == 2  # sgd and er finished all the same
+    assert "| sgd | - |" in out and "| er | 200 |" in out  # the table of what finished
+
+
+def test_rerun_runs_only_what_is_missing(fmnist_grid):
+    results, found = fmnist_grid
+    code, out = found["B"]
+    assert code == 0 and "FAILED" not in out
+    assert "4 runs: 2 finished before (skipped), 2 to run" in out
+    before, after = found["snapshot A"], found["snapshot B"]
+    assert all(after[path] == mtime for path, mtime in before.items())  # seed 0: not touched
+    assert len(list(results.glob("runs/*/done.json"))) == 4
+
+
+def test_complete_rerun_skips_everything(fmnist_grid):
+    _, found = fmnist_grid
+    code, out = found["C"]
+    assert code == 0 and "4 runs: 4 finished before (skipped), 0 to run" in out
+    assert "submitted" not in out
+    assert found["snapshot C"] == found["snapshot B"]
+
+
+def test_table_equals_the_csv_rows_by_hand(fmnist_grid):
+    results, found = fmnist_grid
+    rows = {}
+    for setting in ("class-il", "task-il"):
+        for path in results.glob(f"runs/*/{setting}/seq-fmnist/*/mean_accs.csv"):
+            with open(path, newline="") as f:
+                [row] = list(csv.DictReader(f))  # exactly one row per run
+            rows.setdefault(setting, []).append(row)
+    expected = {}
+    for model, buffer in (("sgd", ""), ("er", "200")):
+        mine = {s: [r for r in rows[s] if r["model"] == model and r.get("buffer_size", "") == buffer]
+                for s in rows}
+        class_il = [float(r["task5"]) for r in mine["class-il"]]
+        task_il = [float(r["task5"]) for r in mine["task-il"]]
+        assert sorted(r["seed"] for r in mine["class-il"]) == ["0", "1"]
+        expected[model] = {
+            "class_il_mean": statistics.mean(class_il), "class_il_std": statistics.stdev(class_il),
+            "task_il_mean": statistics.mean(task_il), "task_il_std": statistics.stdev(task_il),
+            "bwt": statistics.mean(float(r["backward_transfer"]) for r in mine["class-il"]),
+            "forgetting": statistics.mean(float(r["forgetting"]) for r in mine["class-il"]), "seeds": 2}
+
+    with open(results / "summary_seq-fmnist.csv", newline="") as f:
+        table = {r["model"]: r for r in csv.DictReader(f)}
+    assert list(table) == ["sgd", "er"]
+    assert (table["sgd"]["buffer_size"], table["er"]["buffer_size"]) == ("", "200")
+    for model, values in expected.items():
+        for column, value in values.items():
+            assert float(table[model][column]) == pytest.approx(value, abs=1e-9), (model, column)
+    markdown = (results / "summary_seq-fmnist.md").read_text()
+    er = expected["er"]
+    assert (f"| er | 200 | {er['class_il_mean']:.2f} ± {er['class_il_std']:.2f} | "
+            f"{er['task_il_mean']:.2f} ± {er['task_il_std']:.2f} | {er['bwt']:.2f} | {er['forgetting']:.2f} | 2 |"
+            ) in markdown
+    assert markdown in found["C"][1]  # printed as well
+
+    code, out = _main(["--summarize", "--dataset", "seq-fmnist", "--results", str(results)])
+    assert code == 0 and markdown in out

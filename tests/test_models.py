@@ -1,0 +1,160 @@
+"""Every model's training step: it changes the weights, stores pre-update logits, and HCR
+composes the reference terms with the right weights on the right draws."""
+import argparse
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from datasets import get_all_datasets
+from models import get_all_models
+from utils.hcr_losses import (
+    consecutive_correlation,
+    correlation_congruence,
+    triplet_distribution_kl,
+    triplet_softmax_loss,
+)
+
+HYPER = {"lr": 0.01, "batch_size": 8, "n_epochs": 1, "buffer_size": 50, "minibatch_size": 12,
+         "alpha": 0.05, "beta": 0.7, "gamma": 0.5, "sigmoid": 0.9, "icr_mode": "faithful", "fuse_forward": False}
+
+
+@pytest.fixture(autouse=True)
+def deterministic():
+    """As main.py does on CPU: repeated-index gathers then backpropagate in a fixed order."""
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def make_model(name: str, **overrides) -> torch.nn.Module:
+    args = argparse.Namespace(model=name, dataset="seq-fmnist", data_path="unused", validation=False,
+                              debug_mode=False, loader="tensor", num_workers=0, offline=True, **{**HYPER, **overrides})
+    dataset = get_all_datasets()["seq-fmnist"](args, torch.device("cpu"))
+    return get_all_models()[name](dataset.get_backbone(), args, dataset, torch.device("cpu"))
+
+
+def batch(n: int = 8, classes: tuple[int, ...] = (0, 1, 2, 3), seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.tensor([classes[i % len(classes)] for i in range(n)])
+    # a bright row per class plus noise, so that classes are told apart and triplets exist
+    raw = 0.5 * torch.rand(n, 1, 28, 28, generator=g)
+    raw[torch.arange(n), 0, 2 * labels] += 0.5
+    return raw, labels, raw
+
+
+def fill(model, steps: int = 4) -> None:
+    for s in range(steps):
+        model.observe(*batch(seed=100 + s))
+
+
+@pytest.mark.parametrize("name", ["sgd", "er", "der", "derpp", "hcr"])
+def test_observe_changes_weights_and_stores_pre_update_logits(name):
+    torch.manual_seed(0)
+    model = make_model(name)
+    if name != "sgd":
+        fill(model)
+    before = copy.deepcopy(model.net)
+    x, y, raw = batch(seed=7)
+    loss = model.observe(x, y, raw)
+    assert torch.isfinite(loss)
+    changed = [not torch.equal(a, b) for a, b in zip(before.parameters(), model.net.parameters(), strict=True)]
+    assert all(changed)
+    if name in ("der", "derpp", "hcr"):
+        # the newest example always lands in slot `seen - 1` while the buffer is not full
+        stored = model.buffer.get_all_data()[-1]
+        torch.testing.assert_close(stored[-8:], before(x).detach())
+
+
+@pytest.mark.parametrize("name", ["er", "derpp", "hcr"])
+def test_buffer_stores_unaugmented_inputs_and_labels(name):
+    torch.manual_seed(0)
+    model = make_model(name)
+    x, y, raw = batch(seed=3)
+    model.observe(x + 5.0, y, raw)  # the "augmented" batch differs from what must be stored
+    examples, labels = model.buffer.get_all_data()[:2]
+    torch.testing.assert_close(examples, raw)
+    torch.testing.assert_close(labels, y)
+
+
+def hcr_reference_step(model, x, y, icr_weight_mode: str):
+    """The update the reference prescribes, written out from HCR_REFERENCE.md section 3."""
+    args, net = model.args, copy.deepcopy(model.net)
+    buffer = copy.deepcopy(model.buffer)
+    draws = [buffer.get_data(args.minibatch_size) for _ in range(4)]
+    loss = F.cross_entropy(net(x), y)
+    (x1, _, z1), (x2, y2, _), (x3, y3, _), (x4, y4, z4) = draws
+    o1 = net(x1)
+    loss = loss + args.alpha * (correlation_congruence(o1, z1) + consecutive_correlation(o1, z1))
+    loss = loss + args.beta * F.cross_entropy(net(x2), y2)
+    loss = loss + args.sigmoid * triplet_softmax_loss(net(x3), y3)
+    icr = triplet_distribution_kl(net(x4), z4, y4, mode=icr_weight_mode)
+    loss = loss + args.gamma * icr
+    grads = torch.autograd.grad(loss, list(net.parameters()))
+    with torch.no_grad():
+        updated = [p - args.lr * g for p, g in zip(net.parameters(), grads, strict=True)]
+    return loss.detach(), updated, icr
+
+
+@pytest.mark.parametrize("mode", ["faithful", "gradient"])
+def test_hcr_step_matches_reference_composition(mode):
+    torch.manual_seed(1)
+    model = make_model("hcr", icr_mode=mode, minibatch_size=40)
+    fill(model, steps=6)
+    x, y, raw = batch(seed=11)
+    state = torch.get_rng_state()
+    expected_loss, expected_params, icr = hcr_reference_step(model, x, y, mode)
+    torch.set_rng_state(state)
+    loss = model.observe(x, y, raw)
+    torch.testing.assert_close(loss, expected_loss)
+    for p, q in zip(model.net.parameters(), expected_params, strict=True):
+        torch.testing.assert_close(p, q)
+    assert icr != 0  # the draw did contain semihard triplets, so the ICR term was exercised
+
+
+def params_after_step(gamma: float, mode: str):
+    torch.manual_seed(2)
+    model = make_model("hcr", gamma=gamma, icr_mode=mode, minibatch_size=40)
+    fill(model, steps=6)
+    loss = model.observe(*batch(seed=5))
+    return loss, [p.detach().clone() for p in model.net.parameters()]
+
+
+def test_faithful_icr_changes_reported_loss_but_not_the_update():
+    loss_without, params_without = params_after_step(0.0, "faithful")
+    loss_with, params_with = params_after_step(10.0, "faithful")
+    assert loss_with > loss_without
+    for a, b in zip(params_without, params_with, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_gradient_icr_changes_the_update():
+    _, params_without = params_after_step(0.0, "gradient")
+    _, params_with = params_after_step(10.0, "gradient")
+    assert any(not torch.equal(a, b) for a, b in zip(params_without, params_with, strict=True))
+
+
+@pytest.mark.parametrize("mode", ["faithful", "gradient"])
+def test_single_class_buffer_gives_finite_loss_and_weights(mode):
+    torch.manual_seed(3)
+    model = make_model("hcr", icr_mode=mode)
+    for s in range(4):
+        model.observe(*batch(classes=(4,), seed=s))  # every draw is single-class: no triplet
+    loss = model.observe(*batch(classes=(4,), seed=9))
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p).all() for p in model.net.parameters())
+
+
+def test_fused_forward_matches_separate_passes_without_batchnorm():
+    torch.manual_seed(4)
+    separate, fused = make_model("hcr"), make_model("hcr", fuse_forward=True)
+    fill(separate)
+    fused.net.load_state_dict(separate.net.state_dict())
+    fused.buffer = copy.deepcopy(separate.buffer)
+    x, y, raw = batch(seed=21)
+    state = torch.get_rng_state()
+    loss_separate = separate.observe(x, y, raw)
+    torch.set_rng_state(state)
+    loss_fused = fused.observe(x, y, raw)
+    torch.testing.assert_close(loss_fused, loss_separate, rtol=1e-5, atol=1e-5)
