@@ -1,0 +1,50 @@
+"""hcr from the command line: its best arguments and end-to-end runs on real Fashion-MNIST."""
+import csv
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import main
+from datasets import get_all_datasets
+from models import get_all_models
+from tests.conftest import REPO
+
+# HCR_REFERENCE.md section 5: (lr, alpha, beta, gamma, sigmoid); batch = minibatch = 32, 50 epochs.
+RELEASED = {200: (0.01, 0.01, 0.9, 0.5, 0.01), 500: (0.03, 0.01, 0.3, 0.5, 0.01), 5120: (0.03, 0.5, 0.3, 0.5, 0.5)}
+
+
+@pytest.mark.parametrize("buffer_size", sorted(RELEASED))
+def test_best_args_of_hcr_on_seq_cifar10_are_the_released_ones(buffer_size):
+    args = main.parse_args(["--model", "hcr", "--dataset", "seq-cifar10", "--buffer_size", str(buffer_size),
+                            "--load_best_args"], get_all_models(), get_all_datasets())
+    lr, alpha, beta, gamma, sigmoid = RELEASED[buffer_size]
+    assert (args.lr, args.alpha, args.beta, args.gamma, args.sigmoid) == (lr, alpha, beta, gamma, sigmoid)
+    assert (args.batch_size, args.minibatch_size, args.n_epochs) == (32, 32, 50)
+    assert args.icr_mode == "faithful"
+
+
+@pytest.mark.parametrize("mode", ["faithful", "gradient"])
+def test_hcr_end_to_end_on_fashion_mnist(fmnist_dir, tmp_path, mode):
+    cmd = [sys.executable, "main.py", "--model", "hcr", "--dataset", "seq-fmnist", "--buffer_size", "200",
+           "--load_best_args", "--minibatch_size", "32", "--icr_mode", mode, "--seed", "0", "--debug_mode",
+           "--offline", "--csv_log", "--results_path", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Accuracy for 5 task(s)" in done.stdout
+    losses = [float(v) for v in re.findall(r"\| loss (\S+) \|", done.stderr)]
+    assert len(losses) == 5 and all(v == v and v < float("inf") for v in losses)  # finite, never NaN
+    with open(tmp_path / "class-il" / "seq-fmnist" / "hcr" / "mean_accs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["icr_mode"] == mode and row["buffer_size"] == "200" and row["minibatch_size"] == "32"
+
+
+def test_unknown_icr_mode_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main.parse_args(["--model", "hcr", "--dataset", "seq-fmnist", "--icr_mode", "exact"],
+                        get_all_models(), get_all_datasets())
+    assert exit_info.value.code == 2
+    assert len(capsys.readouterr().err.splitlines()) == 1
