@@ -262,7 +262,7 @@ def summarize(results: Path, dataset: str) -> str | None:
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     from datasets import get_all_datasets
     from models import get_all_models
-    from utils.args import CLIParser, positive_int
+    from utils.args import CLIParser, non_negative_int, positive_int
 
     parser = CLIParser(prog="cifar.py", allow_abbrev=False, description="Run a grid of main.py experiments "
                        "(best arguments) and tabulate it; arguments after -- go to every run.")
@@ -270,7 +270,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     parser.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=list(get_all_models()))
     parser.add_argument("--buffers", nargs="+", type=positive_int, default=[200, 500, 5120],
                         help="Buffer sizes of the replay models (buffer-free models run once).")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=list(range(10)))
     parser.add_argument("--results", default="results", help="Results folder (default: results).")
     parser.add_argument("--preset", choices=list(PRESETS),
                         help="released: the released cifar.py's single run (seq-cifar10, hcr, buffer 200, seed 60, "
@@ -283,7 +283,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     slurm = parser.add_argument_group("submitit / SLURM")
     slurm.add_argument("--partition", help="SLURM partition.")
     slurm.add_argument("--time_min", type=positive_int, default=24 * 60, help="Time limit of one run (minutes).")
-    slurm.add_argument("--gpus_per_job", type=int, default=1)
+    slurm.add_argument("--gpus_per_job", type=non_negative_int, default=1)
     slurm.add_argument("--cpus_per_job", type=positive_int, default=4)
     slurm.add_argument("--mem_gb", type=positive_int, default=None)
     own, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])

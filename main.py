@@ -3,7 +3,9 @@ import argparse
 import os
 import random
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -85,6 +87,17 @@ def default_num_workers(device: torch.device) -> int:
     return max(0, min(4, cores - busy))
 
 
+def check_writable(folder: str) -> None:
+    """Fail before training, not after hours of it, when results cannot be written."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f"results folder {path} is not writable ({e.strerror})") from None
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -106,6 +119,8 @@ def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
         torch.use_deterministic_algorithms(True)
     dataset = datasets[args.dataset](args, device)
     dataset.prepare()
+    if args.csv_log or args.tensorboard:
+        check_writable(args.results_path)
     model_cls = models[args.model]
     if dataset.SETTING not in model_cls.COMPATIBILITY:
         raise UserError(f"model {args.model} does not support the {dataset.SETTING} setting of {args.dataset}")

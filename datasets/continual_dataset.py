@@ -37,7 +37,8 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.labels)
-        order = torch.randperm(n, device=self.images.device) if self.train else torch.arange(n)
+        device = self.images.device
+        order = torch.randperm(n, device=device) if self.train else torch.arange(n, device=device)
         for b in range(self.n_batches):
             index = order[b * self.batch_size:(b + 1) * self.batch_size]
             raw = self.images[index].float().div_(255)

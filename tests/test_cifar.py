@@ -114,6 +114,23 @@ def test_local_launcher_threads_gpus_failures_and_locks(tmp_path, monkeypatch):
         assert cifar.execute_run(runs[1], tmp_path) == "busy"
 
 
+def test_slurm_executor_parameters(tmp_path, monkeypatch):
+    fake_srun = tmp_path / "bin" / "srun"  # submitit's SLURM executor only checks that srun exists
+    fake_srun.parent.mkdir()
+    fake_srun.write_text("#!/bin/sh\nexit 1\n")
+    fake_srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_srun.parent}{os.pathsep}{os.environ['PATH']}")
+    args, _ = cifar.parse_args(["--launcher", "slurm", "--partition", "gpu", "--time_min", "90", "--gpus_per_job", "2",
+                                "--cpus_per_job", "8", "--jobs", "3", "--results", str(tmp_path)])
+    executor = cifar.make_executor(args, tmp_path)
+    assert executor.cluster == "slurm"
+    script = executor._executor._make_submission_file_text("COMMAND", "uid")
+    for line in ("--partition=gpu", "--time=90", "--gpus-per-node=2", "--cpus-per-task=8", "--job-name=cifar-grid",
+                 f"--output={tmp_path / 'submitit'}", f"export PYTHONPATH={cifar.REPO}"):
+        assert line in script
+    assert executor._executor.parameters["array_parallelism"] == 3
+
+
 # --- a real tiny grid on Fashion-MNIST through submitit's local executor --------------------
 
 

@@ -5,6 +5,8 @@ torchvision's ``RandomCrop(size, padding)`` followed by ``RandomHorizontalFlip()
 a zero-padded image, a uniform crop offset in [0, 2 * padding] on each axis, and a
 flip with probability 1/2.
 """
+import functools
+
 import torch
 
 
@@ -31,7 +33,14 @@ def random_crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
 
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """Per-channel (x - mean) / std, as torchvision's Normalize."""
-    shape = (1, -1, 1, 1)
-    mean_t = torch.tensor(mean, device=images.device, dtype=images.dtype).view(shape)
-    std_t = torch.tensor(std, device=images.device, dtype=images.dtype).view(shape)
+    mean_t, std_t = _channel_constants(mean, std, images.device, images.dtype)
     return (images - mean_t) / std_t
+
+
+@functools.cache
+def _channel_constants(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+                       dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as (1, C, 1, 1) tensors on ``device``, made once (no copy per batch)."""
+    shape = (1, -1, 1, 1)
+    return (torch.tensor(mean, device=device, dtype=dtype).view(shape),
+            torch.tensor(std, device=device, dtype=dtype).view(shape))
