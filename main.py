@@ -40,6 +40,10 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIPar
                              "pil: the released per-image PIL pipeline in DataLoader workers.")
     parser.add_argument("--num_workers", type=non_negative_int, default=None,
                         help="DataLoader workers of --loader pil (default: from the free cores).")
+    parser.add_argument("--channels_last", action="store_true",
+                        help="Channels-last memory format for the network (a layout change, same values).")
+    parser.add_argument("--amp", action="store_true",
+                        help="bf16 autocast of forward passes (lower precision; losses stay float32).")
     parser.add_argument("--offline", action="store_true", help="Never try to download a dataset.")
     parser.add_argument("--debug_mode", action="store_true",
                         help="Stop each epoch and each evaluation after a few batches (smoke tests).")

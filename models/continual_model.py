@@ -10,6 +10,31 @@ from utils.args import CLIParser, positive_int
 from utils.buffer import Buffer
 
 
+class FastForward(nn.Module):
+    """The backbone with the opt-in speed flags: channels-last memory format (same values,
+    another layout for convolutions) and bf16 autocast of the forward pass (lower precision;
+    outputs are returned in float32, so losses and the optimiser stay in float32)."""
+
+    def __init__(self, backbone: nn.Module, channels_last: bool, amp: bool, device: torch.device) -> None:
+        super().__init__()
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.backbone = backbone.to(device, memory_format=self.memory_format)
+        self.amp, self.device_type = amp, device.type
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=self.memory_format)
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.amp):
+            return self.backbone(x).float()
+
+
+def build_network(backbone: nn.Module, args: Namespace, device: torch.device) -> nn.Module:
+    """The backbone on ``device``, wrapped only when a speed flag asks for it."""
+    if getattr(args, "channels_last", False) or getattr(args, "amp", False):
+        return FastForward(backbone, args.channels_last, args.amp, device)
+    return backbone.to(device)
+
+
 class ContinualModel(nn.Module):
     NAME: str = ""
     COMPATIBILITY: tuple[str, ...] = ("class-il", "task-il")
@@ -19,7 +44,7 @@ class ContinualModel(nn.Module):
                  device: torch.device) -> None:
         super().__init__()
         self.args, self.dataset, self.device = args, dataset, device
-        self.net = backbone.to(device)
+        self.net = build_network(backbone, args, device)
         self.loss = nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
 

@@ -3,7 +3,7 @@ loop re-initialises the network (``end_task``) and trains it with plain SGD step
 (``observe``) on the union of all tasks for n_epochs."""
 import torch
 
-from models.continual_model import ContinualModel
+from models.continual_model import ContinualModel, build_network
 
 
 class Joint(ContinualModel):
@@ -18,5 +18,5 @@ class Joint(ContinualModel):
 
     def end_task(self, task: int) -> None:
         if task == self.dataset.N_TASKS - 1:
-            self.net = self.dataset.get_backbone().to(self.device)
+            self.net = build_network(self.dataset.get_backbone(), self.args, self.device)
             self.opt = torch.optim.SGD(self.net.parameters(), lr=self.args.lr)

@@ -158,3 +158,22 @@ def test_fused_forward_matches_separate_passes_without_batchnorm():
     torch.set_rng_state(state)
     loss_fused = fused.observe(x, y, raw)
     torch.testing.assert_close(loss_fused, loss_separate, rtol=1e-5, atol=1e-5)
+
+
+def test_speed_flags_keep_the_network_function():
+    from backbone.resnet18 import ResNet18
+    from models.continual_model import FastForward
+
+    torch.manual_seed(5)
+    net = ResNet18(10).eval()
+    x = torch.rand(4, 3, 32, 32)
+    expected = net(x)
+    channels_last = FastForward(copy.deepcopy(net), channels_last=True, amp=False, device=torch.device("cpu"))
+    torch.testing.assert_close(channels_last(x), expected, rtol=1e-4, atol=1e-4)
+    assert channels_last.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    amp = FastForward(copy.deepcopy(net), channels_last=False, amp=True, device=torch.device("cpu"))
+    out = amp(x)
+    assert out.dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: close to, but not equal to, the float32 outputs
+    torch.testing.assert_close(out, expected, rtol=0.05, atol=0.05)
+    assert not torch.equal(out, expected)

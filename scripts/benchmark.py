@@ -1,0 +1,286 @@
+"""Where the time of an HCR step goes: the released pipeline, ours, and the compute floor.
+
+    python scripts/benchmark.py [--device cuda] [--steps N] [--repeats R] [--nets resnet18 mlp]
+                                [--threads T] [--epoch_examples E]
+
+For ResNet-18 (seq-cifar10 shapes, batch = minibatch = 32) and the MLP (seq-fmnist shapes,
+batch = minibatch = 10), with a full buffer of 500, it times one training step of:
+
+(a) the released pipeline: the buffer is a CPU tensor of [0, 1] images; each of the four draws
+    augments its images one at a time through PIL (ToPILImage, RandomCrop(32, 4),
+    RandomHorizontalFlip, ToTensor, Normalize; seq-fmnist: no buffer transform) and copies the
+    stack to the device; the stream batch goes through the per-image PIL train transform
+    (timed inline: the released loader workers could overlap this part, shown on its own);
+    same losses and forward passes as models/hcr.py; insertion by a per-example reservoir loop.
+(b) ours: the TensorLoader batch (uint8 on the device, batched augmentation) and Hcr.observe.
+(c) the floor: five forward passes (the stream batch and four draws) with cross-entropy, one
+    backward and one SGD step on tensors already on the device.
+
+The variants are interleaved (a, b, c, a, b, c, ...) after warm-up steps; each number is the
+median over --repeats blocks of --steps steps. Then it times one epoch of task 1 (--epoch_examples
+examples) for sgd, derpp and hcr (dataset.train_loader + model.observe, fresh model and empty
+buffer) and for the released pipeline of hcr. Data are random uint8 images (no files, no network).
+As main.py does, CPU runs use deterministic algorithms.
+"""
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import main  # noqa: E402
+from datasets import get_all_datasets  # noqa: E402
+from datasets.continual_dataset import ContinualDataset, PILDataset  # noqa: E402
+from models import get_all_models  # noqa: E402
+from utils.errors import UserError  # noqa: E402
+from utils.hcr_losses import (  # noqa: E402
+    consecutive_correlation,
+    correlation_congruence,
+    triplet_distribution_kl,
+    triplet_softmax_loss,
+)
+
+NETS = {"resnet18": {"dataset": "seq-cifar10", "batch": 32, "default_steps": (20, 100)},
+        "mlp": {"dataset": "seq-fmnist", "batch": 10, "default_steps": (50, 200)}}
+BUFFER, TEST_EXAMPLES = 500, 200
+HYPER = {"sgd": {"lr": 0.03}, "derpp": {"lr": 0.03, "alpha": 0.2, "beta": 0.5},
+         "hcr": {"lr": 0.03, "alpha": 0.01, "beta": 0.3, "gamma": 0.5, "sigmoid": 0.01}}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, n: int, device: torch.device) -> float:
+    """Seconds taken by n calls of fn, with the device drained before and after."""
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def make_args(model: str, net: str, device: str) -> argparse.Namespace:
+    """The Namespace main.py would build for this model, with explicit hyper-parameters."""
+    batch = NETS[net]["batch"]
+    flags = {**HYPER[model], "batch_size": batch, "n_epochs": 1}
+    if model != "sgd":
+        flags.update(buffer_size=BUFFER, minibatch_size=batch)
+    argv = ["--model", model, "--dataset", NETS[net]["dataset"], "--device", device, "--offline"]
+    return main.parse_args(argv + [str(x) for k, v in flags.items() for x in (f"--{k}", v)],
+                           get_all_models(), get_all_datasets())
+
+
+def make_dataset(net: str, args: argparse.Namespace, device: torch.device, per_task: int) -> ContinualDataset:
+    """The registered dataset, its ``load`` replaced by random uint8 images of the right shape."""
+    dataset = get_all_datasets()[NETS[net]["dataset"]](args, device)
+    shape = (3, 32, 32) if net == "resnet18" else (1, 28, 28)
+    n_train = per_task * dataset.N_TASKS  # labels 0..9 in turn: every task has per_task examples
+    fake = (torch.randint(0, 256, (n_train, *shape), dtype=torch.uint8), torch.arange(n_train) % 10,
+            torch.randint(0, 256, (TEST_EXAMPLES, *shape), dtype=torch.uint8), torch.arange(TEST_EXAMPLES) % 10)
+    dataset.load = lambda: fake
+    dataset.prepare()
+    return dataset
+
+
+class ReleasedHcr:
+    """HCR the released way: CPU buffer, per-image PIL augmentation, per-example reservoir."""
+
+    def __init__(self, dataset: ContinualDataset, args: argparse.Namespace, device: torch.device) -> None:
+        self.args, self.device = args, device
+        self.net = dataset.get_backbone().to(device).train()
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
+        images, labels = dataset.load()[:2]  # the fake data of make_dataset
+        in_task = labels < dataset.N_CLASSES_PER_TASK  # task 1, as the loaders of (b) see it
+        self.stream = PILDataset(images[in_task], labels[in_task], dataset.pil_train_transform())
+        augments = type(dataset).train_transform is not ContinualDataset.train_transform
+        self.draw_transform = (transforms.Compose([transforms.ToPILImage(), *dataset.pil_train_transform().transforms])
+                               if augments else None)
+        self.examples = torch.zeros(BUFFER, *images.shape[1:])
+        self.labels = torch.zeros(BUFFER, dtype=torch.long)
+        self.logits = torch.zeros(BUFFER, 10)
+        self.num_seen, self.order, self.stream_s = 0, [], 0.0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> None:
+        for i in range(len(y)):  # mammoth's reservoir(), one example at a time
+            slot = self.num_seen if self.num_seen < BUFFER else np.random.randint(0, self.num_seen + 1)
+            self.num_seen += 1
+            if slot < BUFFER:
+                self.examples[slot], self.labels[slot], self.logits[slot] = x[i], y[i], z[i]
+
+    def draw(self) -> tuple[torch.Tensor, ...]:
+        filled = min(self.num_seen, BUFFER)
+        choice = np.random.choice(filled, size=min(self.args.minibatch_size, filled), replace=False)
+        x = (torch.stack([self.draw_transform(e) for e in self.examples[choice]]) if self.draw_transform
+             else self.examples[choice])
+        return x.to(self.device), self.labels[choice].to(self.device), self.logits[choice].to(self.device)
+
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        start = time.perf_counter()
+        if len(self.order) < self.args.batch_size:  # a new shuffled epoch; the last partial batch dropped
+            self.order = torch.randperm(len(self.stream)).tolist()
+        index, self.order = self.order[:self.args.batch_size], self.order[self.args.batch_size:]
+        x, y, raw = (torch.stack(t) for t in zip(*(self.stream[i] for i in index), strict=True))
+        x, y = x.to(self.device), y.to(self.device)
+        self.stream_s += time.perf_counter() - start
+        return x, y, raw
+
+    def step(self) -> None:
+        args, loss_fn = self.args, F.cross_entropy
+        x, y, raw = self.next_batch()
+        outputs = self.net(x)
+        loss = loss_fn(outputs, y)
+        if self.num_seen > 0:  # as released: each draw, then its forward pass and loss term
+            x1, _, z1 = self.draw()
+            o1 = self.net(x1)
+            loss = loss + args.alpha * (correlation_congruence(o1, z1) + consecutive_correlation(o1, z1))
+            x2, y2, _ = self.draw()
+            loss = loss + args.beta * loss_fn(self.net(x2), y2)
+            x3, y3, _ = self.draw()
+            loss = loss + args.sigmoid * triplet_softmax_loss(self.net(x3), y3)
+            x4, y4, z4 = self.draw()
+            loss = loss + args.gamma * triplet_distribution_kl(self.net(x4), z4, y4, mode=args.icr_mode)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.add(raw, y.cpu(), outputs.detach().cpu())
+
+
+def floor_step_fn(dataset: ContinualDataset, args: argparse.Namespace, device: torch.device):
+    """(c): five forward passes with cross-entropy, one backward, one SGD step; data already on device."""
+    net = dataset.get_backbone().to(device).train()
+    opt = torch.optim.SGD(net.parameters(), lr=args.lr)
+    shape = dataset.load()[0].shape[1:]
+    sizes = [args.batch_size] + 4 * [args.minibatch_size]  # the stream batch and the four draws
+    xs = [torch.rand(n, *shape, device=device) for n in sizes]
+    ys = [torch.randint(0, 10, (n,), device=device) for n in sizes]
+
+    def step() -> None:
+        loss = sum(F.cross_entropy(net(x), y) for x, y in zip(xs, ys, strict=True))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def bench_steps(net: str, opts: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    args = make_args("hcr", net, opts.device)
+    dataset = make_dataset(net, args, device, opts.epoch_examples)
+    released = ReleasedHcr(dataset, args, device)
+    ours = get_all_models()["hcr"](dataset.get_backbone(), args, dataset, device)
+    ours.net.train()
+    # Fill both buffers with the same BUFFER examples, so every draw is full from the first step.
+    images, labels = dataset.load()[:2]
+    index = torch.arange(BUFFER) % len(labels)
+    fill, fill_y, fill_z = images[index].float() / 255, labels[index], torch.randn(BUFFER, 10)
+    released.add(fill, fill_y, fill_z)
+    ours.buffer.add_data(fill.to(device), labels=fill_y.to(device), logits=fill_z.to(device))
+    loader = dataset.train_loader([0])
+    batches = (batch for _ in itertools.count() for batch in loader)  # endless epochs
+    variants = {"a": released.step, "b": lambda: ours.observe(*next(batches)),
+                "c": floor_step_fn(dataset, args, device)}
+    for fn in variants.values():
+        timed(fn, opts.warmup, device)
+    per_step = {k: [] for k in [*variants, "a_stream"]}
+    for _ in range(opts.repeats):
+        for name, fn in variants.items():
+            released.stream_s = 0.0
+            per_step[name].append(timed(fn, opts.steps[net], device) / opts.steps[net])
+            if name == "a":
+                per_step["a_stream"].append(released.stream_s / opts.steps[net])
+    return {k: 1000 * statistics.median(v) for k, v in per_step.items()}
+
+
+def bench_epochs(net: str, opts: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    """Median seconds of one epoch of task 1 (fresh model, empty buffer) per model."""
+    dataset = make_dataset(net, make_args("hcr", net, opts.device), device, opts.epoch_examples)
+    n_steps = len(dataset.train_loader([0]))
+
+    def ours(name: str):
+        def run() -> float:
+            args = make_args(name, net, opts.device)
+            model = get_all_models()[name](dataset.get_backbone(), args, dataset, device)
+            model.net.train()
+            loader = dataset.train_loader([0])
+            return timed(lambda: [model.observe(*b) for b in loader], 1, device)
+        return run
+
+    def released() -> float:
+        return timed(ReleasedHcr(dataset, make_args("hcr", net, opts.device), device).step, n_steps, device)
+
+    runs = {"sgd": ours("sgd"), "derpp": ours("derpp"), "hcr": ours("hcr"), "hcr released": released}
+    times = {k: [] for k in runs}
+    for _ in range(opts.repeats):
+        for name, run in runs.items():
+            times[name].append(run())
+    return {"steps": n_steps, **{k: statistics.median(v) for k, v in times.items()}}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--nets", nargs="+", choices=list(NETS), default=list(NETS))
+    parser.add_argument("--steps", type=int, default=None, help="Timed steps per block (default: per net/device).")
+    parser.add_argument("--warmup", type=int, default=3, help="Untimed steps per variant before timing.")
+    parser.add_argument("--repeats", type=int, default=3, help="Blocks per variant; the median is reported.")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch.set_num_threads.")
+    parser.add_argument("--epoch_examples", type=int, default=2000, help="Examples in the timed epoch.")
+    parser.add_argument("--seed", type=int, default=0)
+    opts = parser.parse_args(argv)
+    if min(opts.threads, opts.repeats, opts.steps or 1) < 1 or opts.warmup < 0:
+        parser.error("--threads, --repeats and --steps must be positive, --warmup non-negative")
+    if opts.epoch_examples < 2 * max(NETS[n]["batch"] for n in opts.nets):
+        parser.error("--epoch_examples must hold at least two batches")
+    return opts
+
+
+def run(argv: list[str] | None = None) -> None:
+    opts = parse(argv)
+    try:
+        device = main.resolve_device(opts.device)
+    except UserError as e:
+        sys.exit(f"benchmark.py: error: {e}")
+    torch.set_num_threads(opts.threads)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)  # as main.py does on CPU
+    main.set_seed(opts.seed)
+    cuda = device.type == "cuda"
+    opts.steps = {n: opts.steps or NETS[n]["default_steps"][cuda] for n in opts.nets}
+    name = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or platform.machine()} CPU"
+    print(f"device: {device} ({name}) | torch {torch.__version__} | threads {torch.get_num_threads()} "
+          f"| cpu_count {os.cpu_count()} | python {platform.python_version()}")
+    print(f"steps {opts.steps} | warm-up {opts.warmup} | repeats {opts.repeats} (median) | buffer {BUFFER}\n")
+    steps = {n: bench_steps(n, opts, device) for n in opts.nets}
+    print("| net | batch | (a) released ms/step | (a) img/s | (a) stream PIL ms | (b) ours ms/step | (b) img/s "
+          "| (c) floor ms/step | (c) img/s | b/c | a/b |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, t in steps.items():
+        batch = NETS[n]["batch"]
+        rate = {k: 1000 * batch / t[k] for k in "abc"}
+        print(f"| {n} | {batch} | {t['a']:.2f} | {rate['a']:.0f} | {t['a_stream']:.2f} | {t['b']:.2f} "
+              f"| {rate['b']:.0f} | {t['c']:.2f} | {rate['c']:.0f} | {t['b'] / t['c']:.2f} | {t['a'] / t['b']:.2f} |")
+    print("\n(a) stream PIL: the part of (a) spent making the stream batch; loader workers can overlap it.")
+    print("img/s counts the stream images of a step (batch size), not the buffer draws.\n")
+    epochs = {n: bench_epochs(n, opts, device) for n in opts.nets}
+    print(f"| net | epoch steps ({opts.epoch_examples} examples) | sgd s | derpp s | hcr s | hcr released s |")
+    print("|---|---|---|---|---|---|")
+    for n, e in epochs.items():
+        print(f"| {n} | {e['steps']} | {e['sgd']:.3f} | {e['derpp']:.3f} | {e['hcr']:.3f} | {e['hcr released']:.3f} |")
+    print("\nEpochs: one epoch of task 1 from an empty buffer (median of the repeats); "
+          "hcr released runs (a)'s step over the same examples.")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,24 @@
+"""scripts/benchmark.py runs without data files and prints its two Markdown tables."""
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_benchmark_smoke_run_prints_the_tables():
+    cmd = [sys.executable, "scripts/benchmark.py", "--nets", "mlp", "--steps", "2", "--repeats", "1", "--warmup", "1",
+           "--device", "cpu", "--threads", "1", "--epoch_examples", "40"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    step_header = next(line for line in lines if line.startswith("| net | batch |"))
+    for column in ("(a) released ms/step", "(b) ours ms/step", "(c) floor ms/step", "img/s", "b/c", "a/b"):
+        assert column in step_header
+    step_row = next(line for line in lines if line.startswith("| mlp | 10 |"))
+    assert len(step_row.strip("|").split("|")) == len(step_header.strip("|").split("|"))
+    epoch_header = next(line for line in lines if line.startswith("| net | epoch steps"))
+    assert all(name in epoch_header for name in ("sgd s", "derpp s", "hcr s", "hcr released s"))
+    epoch_row = next(line for line in lines if line.startswith("| mlp | 4 |"))  # 40 examples / batch 10
+    assert all(float(cell) >= 0 for cell in epoch_row.strip("|").split("|")[2:])
