@@ -1,7 +1,7 @@
 """Where the time of an HCR step goes: the released pipeline, ours, and the compute floor.
 
     python scripts/benchmark.py [--device cuda] [--steps N] [--repeats R] [--nets resnet18 mlp]
-                                [--threads T] [--epoch_examples E]
+                                [--threads T] [--epoch_examples E] [--amp] [--channels_last] [--fuse_forward]
 
 For ResNet-18 (seq-cifar10 shapes, batch = minibatch = 32) and the MLP (seq-fmnist shapes,
 batch = minibatch = 10), with a full buffer of 500, it times one training step of:
@@ -20,7 +20,9 @@ The variants are interleaved (a, b, c, a, b, c, ...) after warm-up steps; each n
 median over --repeats blocks of --steps steps. Then it times one epoch of task 1 (--epoch_examples
 examples) for sgd, derpp and hcr (dataset.train_loader + model.observe, fresh model and empty
 buffer) and for the released pipeline of hcr. Data are random uint8 images (no files, no network).
-As main.py does, CPU runs use deterministic algorithms.
+As main.py does, CPU runs use deterministic algorithms. --amp and --channels_last (main.py's flags)
+change the network of all three variants; --fuse_forward changes our models only. On a small,
+busy CPU machine use --threads 1: several threads of tiny kernels then mostly wait for each other.
 """
 import argparse
 import itertools
@@ -42,6 +44,7 @@ import main  # noqa: E402
 from datasets import get_all_datasets  # noqa: E402
 from datasets.continual_dataset import ContinualDataset, PILDataset  # noqa: E402
 from models import get_all_models  # noqa: E402
+from models.continual_model import build_network  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 from utils.hcr_losses import (  # noqa: E402
     consecutive_correlation,
@@ -72,13 +75,15 @@ def timed(fn, n: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def make_args(model: str, net: str, device: str) -> argparse.Namespace:
+def make_args(model: str, net: str, opts: argparse.Namespace) -> argparse.Namespace:
     """The Namespace main.py would build for this model, with explicit hyper-parameters."""
     batch = NETS[net]["batch"]
     flags = {**HYPER[model], "batch_size": batch, "n_epochs": 1}
+    argv = ["--model", model, "--dataset", NETS[net]["dataset"], "--device", opts.device, "--offline"]
+    argv += [f"--{f}" for f in ("amp", "channels_last") if getattr(opts, f)]
     if model != "sgd":
         flags.update(buffer_size=BUFFER, minibatch_size=batch)
-    argv = ["--model", model, "--dataset", NETS[net]["dataset"], "--device", device, "--offline"]
+        argv += ["--fuse_forward"] if opts.fuse_forward else []
     return main.parse_args(argv + [str(x) for k, v in flags.items() for x in (f"--{k}", v)],
                            get_all_models(), get_all_datasets())
 
@@ -100,7 +105,7 @@ class ReleasedHcr:
 
     def __init__(self, dataset: ContinualDataset, args: argparse.Namespace, device: torch.device) -> None:
         self.args, self.device = args, device
-        self.net = dataset.get_backbone().to(device).train()
+        self.net = build_network(dataset.get_backbone(), args, device).train()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
         images, labels = dataset.load()[:2]  # the fake data of make_dataset
         in_task = labels < dataset.N_CLASSES_PER_TASK  # task 1, as the loaders of (b) see it
@@ -160,7 +165,7 @@ class ReleasedHcr:
 
 def floor_step_fn(dataset: ContinualDataset, args: argparse.Namespace, device: torch.device):
     """(c): five forward passes with cross-entropy, one backward, one SGD step; data already on device."""
-    net = dataset.get_backbone().to(device).train()
+    net = build_network(dataset.get_backbone(), args, device).train()
     opt = torch.optim.SGD(net.parameters(), lr=args.lr)
     shape = dataset.load()[0].shape[1:]
     sizes = [args.batch_size] + 4 * [args.minibatch_size]  # the stream batch and the four draws
@@ -176,7 +181,7 @@ def floor_step_fn(dataset: ContinualDataset, args: argparse.Namespace, device: t
 
 
 def bench_steps(net: str, opts: argparse.Namespace, device: torch.device) -> dict[str, float]:
-    args = make_args("hcr", net, opts.device)
+    args = make_args("hcr", net, opts)
     dataset = make_dataset(net, args, device, opts.epoch_examples)
     released = ReleasedHcr(dataset, args, device)
     ours = get_all_models()["hcr"](dataset.get_backbone(), args, dataset, device)
@@ -205,12 +210,12 @@ def bench_steps(net: str, opts: argparse.Namespace, device: torch.device) -> dic
 
 def bench_epochs(net: str, opts: argparse.Namespace, device: torch.device) -> dict[str, float]:
     """Median seconds of one epoch of task 1 (fresh model, empty buffer) per model."""
-    dataset = make_dataset(net, make_args("hcr", net, opts.device), device, opts.epoch_examples)
+    dataset = make_dataset(net, make_args("hcr", net, opts), device, opts.epoch_examples)
     n_steps = len(dataset.train_loader([0]))
 
     def ours(name: str):
         def run() -> float:
-            args = make_args(name, net, opts.device)
+            args = make_args(name, net, opts)
             model = get_all_models()[name](dataset.get_backbone(), args, dataset, device)
             model.net.train()
             loader = dataset.train_loader([0])
@@ -218,7 +223,7 @@ def bench_epochs(net: str, opts: argparse.Namespace, device: torch.device) -> di
         return run
 
     def released() -> float:
-        return timed(ReleasedHcr(dataset, make_args("hcr", net, opts.device), device).step, n_steps, device)
+        return timed(ReleasedHcr(dataset, make_args("hcr", net, opts), device).step, n_steps, device)
 
     runs = {"sgd": ours("sgd"), "derpp": ours("derpp"), "hcr": ours("hcr"), "hcr released": released}
     times = {k: [] for k in runs}
@@ -238,6 +243,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch.set_num_threads.")
     parser.add_argument("--epoch_examples", type=int, default=2000, help="Examples in the timed epoch.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--amp", action="store_true", help="main.py's --amp, for the network of (a), (b), (c).")
+    parser.add_argument("--channels_last", action="store_true", help="main.py's --channels_last, likewise.")
+    parser.add_argument("--fuse_forward", action="store_true", help="main.py's --fuse_forward: (b) and epochs only.")
     opts = parser.parse_args(argv)
     if min(opts.threads, opts.repeats, opts.steps or 1) < 1 or opts.warmup < 0:
         parser.error("--threads, --repeats and --steps must be positive, --warmup non-negative")
@@ -260,8 +268,10 @@ def run(argv: list[str] | None = None) -> None:
     opts.steps = {n: opts.steps or NETS[n]["default_steps"][cuda] for n in opts.nets}
     name = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or platform.machine()} CPU"
     print(f"device: {device} ({name}) | torch {torch.__version__} | threads {torch.get_num_threads()} "
-          f"| cpu_count {os.cpu_count()} | python {platform.python_version()}")
-    print(f"steps {opts.steps} | warm-up {opts.warmup} | repeats {opts.repeats} (median) | buffer {BUFFER}\n")
+          f"| cpu_count {os.cpu_count()} | load avg {os.getloadavg()[0]:.1f} | python {platform.python_version()}")
+    flags = [f for f in ("amp", "channels_last", "fuse_forward") if getattr(opts, f)] or ["none"]
+    print(f"steps {opts.steps} | warm-up {opts.warmup} | repeats {opts.repeats} (median) | buffer {BUFFER} "
+          f"| flags {' '.join(flags)}\n")
     steps = {n: bench_steps(n, opts, device) for n in opts.nets}
     print("| net | batch | (a) released ms/step | (a) img/s | (a) stream PIL ms | (b) ours ms/step | (b) img/s "
           "| (c) floor ms/step | (c) img/s | b/c | a/b |")

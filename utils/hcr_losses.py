@@ -60,12 +60,13 @@ def semihard_triplets(
     e = F.normalize(embeddings, p=2, dim=1)
     dist = torch.cdist(e, e, p=2)
     same = labels.unsqueeze(1) == labels.unsqueeze(0)
+    # (a, p) pairs first, in lexicographic order; then, per pair, the negatives n: this
+    # touches (pairs x n) entries instead of n^3, and the order stays lexicographic in (a, p, n).
     positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    # gap[a, p, n] = d(a, n) - d(a, p)
-    gap = dist.unsqueeze(1) - dist.unsqueeze(2)
-    mask = positive.unsqueeze(2) & ~same.unsqueeze(1) & (gap > 0) & (gap <= margin)
-    anchor, pos, neg = torch.nonzero(mask, as_tuple=True)
-    return anchor, pos, neg
+    anchor, pos = torch.nonzero(positive, as_tuple=True)
+    gap = dist[anchor] - dist[anchor, pos].unsqueeze(1)  # gap[k, n] = d(a_k, n) - d(a_k, p_k)
+    pair, neg = torch.nonzero(~same[anchor] & (gap > 0) & (gap <= margin), as_tuple=True)
+    return anchor[pair], pos[pair], neg
 
 
 def _triplet_distances(e: Tensor, triplets: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
