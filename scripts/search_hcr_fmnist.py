@@ -44,9 +44,10 @@ def main() -> None:
     table = pd.read_csv(csv)
     table = table[["buffer_size", *GRID, "task5"]].rename(columns={"task5": "class_il_val"})
     table = table.sort_values(["buffer_size", "class_il_val"], ascending=[True, False])
-    print(table.to_markdown(index=False, floatfmt=".2f"))
+    formats = ("g",) * (len(table.columns) - 1) + (".2f",)
+    print(table.to_markdown(index=False, floatfmt=formats))
     print("\nbest per buffer size:")
-    print(table.groupby("buffer_size").head(1).to_markdown(index=False, floatfmt=".2f"))
+    print(table.groupby("buffer_size").head(1).to_markdown(index=False, floatfmt=formats))
 
 
 if __name__ == "__main__":
