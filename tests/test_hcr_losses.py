@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+from pytorch_metric_learning import distances as pml_distances
+from pytorch_metric_learning import miners as pml_miners
 
 from utils.hcr_losses import (
     consecutive_correlation,
@@ -142,8 +144,7 @@ def test_semihard_triplets_match_brute_force_with_ties(seed):
 
 @pytest.mark.parametrize("n", [12, 40])  # torch.cdist switches to its matmul path above 25 rows
 def test_semihard_triplets_match_pytorch_metric_learning(n):
-    miners = pytest.importorskip("pytorch_metric_learning.miners")
-    miner = miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard")
+    miner = pml_miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard")
     for seed in range(3):
         x, labels = _clustered_batch(seed, n=n, dim=4, classes=4, dtype=torch.float32)
         ours, theirs = semihard_triplets(x, labels, MARGIN), miner(x, labels)
@@ -155,13 +156,12 @@ def test_semihard_triplets_match_pytorch_metric_learning(n):
 @pytest.mark.parametrize("n", [12, 40])
 def test_semihard_triplets_margin_boundary_matches_pytorch_metric_learning(n):
     """A margin equal to a triplet's float32 gap, as pml computes it, keeps that triplet (exact ties)."""
-    pml = pytest.importorskip("pytorch_metric_learning")
     x, labels = _clustered_batch(4, n=n, dim=4, classes=4, dtype=torch.float32)
-    anchor, pos, neg = pml.miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard")(x, labels)
-    dist = pml.distances.LpDistance()(x)
+    anchor, pos, neg = pml_miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard")(x, labels)
+    dist = pml_distances.LpDistance()(x)
     for k in range(0, len(anchor), max(1, len(anchor) // 10)):
         boundary = float(dist[anchor[k], neg[k]] - dist[anchor[k], pos[k]])
-        theirs = pml.miners.TripletMarginMiner(margin=boundary, type_of_triplets="semihard")(x, labels)
+        theirs = pml_miners.TripletMarginMiner(margin=boundary, type_of_triplets="semihard")(x, labels)
         ours = semihard_triplets(x, labels, boundary)
         assert (anchor[k].item(), pos[k].item(), neg[k].item()) in _as_list(ours)
         assert [i.tolist() for i in ours] == [i.tolist() for i in theirs]
