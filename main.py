@@ -2,6 +2,7 @@
 import argparse
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -14,7 +15,7 @@ from datasets import get_all_datasets
 from models import get_all_models
 from utils.args import CLIParser, non_negative_int, positive_float, positive_int
 from utils.best_args import lookup
-from utils.errors import UserError
+from utils.errors import Interrupted, RunFailure, UserError
 
 
 def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIParser:
@@ -45,6 +46,10 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIPar
     parser.add_argument("--amp", action="store_true",
                         help="bf16 autocast of forward passes (lower precision; losses stay float32).")
     parser.add_argument("--offline", action="store_true", help="Never try to download a dataset.")
+    parser.add_argument("--keep_checkpoints", action="store_true",
+                        help="Keep the checkpoint of every task (default: only the newest).")
+    parser.add_argument("--resume", default=None, metavar="PATH",
+                        help="Continue from a checkpoint file, or 'auto': the newest one of this configuration.")
     parser.add_argument("--debug_mode", action="store_true",
                         help="Stop each epoch and each evaluation after a few batches (smoke tests).")
     if model_cls is not None:
@@ -109,8 +114,17 @@ def set_seed(seed: int) -> None:
 
 
 def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
+    from utils.checkpoint import (
+        checkpoint_dir,
+        latest_checkpoint,
+        load_checkpoint,
+        model_state,
+        restore_model,
+        run_config,
+        save_checkpoint,
+    )
     from utils.loggers import SETTINGS, TensorBoardLogger, append_row, csv_path, result_row
-    from utils.training import train
+    from utils.training import Progress, train
 
     device = resolve_device(args.device)
     if args.num_workers is None:
@@ -122,22 +136,68 @@ def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
         # thread-dependent order: a seeded CPU run must repeat bit for bit.
         torch.use_deterministic_algorithms(True)
     dataset = datasets[args.dataset](args, device)
+    resume, resume_path = None, None
+    if args.resume is not None:  # checked before the data is loaded: a bad checkpoint fails fast
+        resume_path = latest_checkpoint(args, dataset.SETTING) if args.resume == "auto" else Path(args.resume)
+        resume = load_checkpoint(resume_path, args)
     dataset.prepare()
-    if args.csv_log or args.tensorboard:
+    # Checkpoints go with the results: written whenever the run writes results.
+    save_results = args.csv_log or args.tensorboard
+    if save_results:
         check_writable(args.results_path)
     model_cls = models[args.model]
     if dataset.SETTING not in model_cls.COMPATIBILITY:
         raise UserError(f"model {args.model} does not support the {dataset.SETTING} setting of {args.dataset}")
     model = model_cls(dataset.get_backbone(), args, dataset, device)
+    start = None
+    if resume is not None:
+        restore_model(model, resume)
+        start = Progress(resume["next_task"], resume["history"], resume["epoch_index"])
     print(f"{args.model} on {dataset} | device {device} | "
           + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), file=sys.stderr, flush=True)
     tb = None
     if args.tensorboard:
-        run_name = f"seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        tb = TensorBoardLogger(args.results_path, dataset.SETTING, args.dataset, args.model, run_name)
+        # a resumed run goes on in the folder of the run it continues
+        run_name = (resume and resume["tb_run_name"]
+                    or f"seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        tb = TensorBoardLogger(args.results_path, dataset.SETTING, args.dataset, args.model, run_name,
+                               resume and resume["tb_points"])
+    folder = checkpoint_dir(args, dataset.SETTING)
+    last_saved = [resume_path]
+
+    def save(progress: Progress) -> None:
+        state = {"args": run_config(args), "next_task": progress.next_task, "history": progress.history,
+                 "epoch_index": progress.epoch_index, "tb_run_name": tb and tb.run_name,
+                 "tb_points": tb and tb.points, **model_state(model)}
+        last_saved[0] = folder / f"task{progress.next_task}.pt"
+        save_checkpoint(last_saved[0], state)
+        if not args.keep_checkpoints:  # a ResNet-18 checkpoint with a big buffer is ~100 MB
+            for older in folder.glob("task*.pt"):
+                if older != last_saved[0]:
+                    older.unlink()
+
+    signals = []  # the handler only records: the training loop stops at its next check
+
+    def on_signal(signum: int, _frame) -> None:
+        signals.append(signum)
+
+    def check_interrupt() -> None:
+        if signals:
+            raise Interrupted(signals[0])
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        history = train(model, dataset, tb)
+        history = train(model, dataset, tb, start, save if save_results else None, check_interrupt)
+    except Interrupted:
+        # The newest task-boundary checkpoint is the state to resume from: the interrupted
+        # task restarts from its beginning and ends exactly as it would have.
+        where = (f"resume with --resume {last_saved[0]}" if last_saved[0]
+                 else "no checkpoint (written only with --csv_log or --tensorboard)")
+        print(f"main.py: interrupted: {where}", file=sys.stderr)
+        raise
     finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         if tb is not None:
             tb.close()
     if args.csv_log:
@@ -155,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"main.py: error: {e}", file=sys.stderr)
         return 2
+    except RunFailure as e:
+        print(f"main.py: error: {e}", file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        return 128 + e.signum
     return 0
 
 

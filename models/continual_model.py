@@ -47,6 +47,7 @@ class ContinualModel(nn.Module):
         self.net = build_network(backbone, args, device)
         self.loss = nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
+        self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward_batches(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
         """The network's outputs for each batch, in order: one pass per batch as the released
@@ -66,6 +67,16 @@ class ContinualModel(nn.Module):
     def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
         """One training step on a stream batch; returns the detached loss value."""
         raise NotImplementedError
+
+    def total_loss(self, **terms: torch.Tensor) -> torch.Tensor:
+        """The sum of the (weighted) loss terms, added left to right in the given order. Keeps
+        them detached in ``last_terms`` so that a non-finite total can be traced to its term."""
+        self.last_terms = {name: value.detach() for name, value in terms.items()}
+        values = iter(terms.values())
+        total = next(values)
+        for value in values:
+            total = total + value
+        return total
 
     def sgd_step(self, loss: torch.Tensor) -> None:
         self.opt.zero_grad()

@@ -18,11 +18,12 @@ class Der(ReplayModel):
     def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
         if self.buffer.is_empty():
             outputs = self.net(inputs)
-            loss = self.loss(outputs, labels)
+            loss = self.total_loss(ce=self.loss(outputs, labels))
         else:
             buf_inputs, buf_logits = self.draw()
             outputs, buf_outputs = self.forward_batches([inputs, buf_inputs])
-            loss = self.loss(outputs, labels) + self.args.alpha * F.mse_loss(buf_outputs, buf_logits)
+            loss = self.total_loss(ce=self.loss(outputs, labels),
+                                   alpha=self.args.alpha * F.mse_loss(buf_outputs, buf_logits))
         self.sgd_step(loss)
         self.buffer.add_data(not_aug_inputs, logits=outputs.detach())
         return loss.detach()

@@ -18,12 +18,12 @@ class Derpp(ReplayModel):
     def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
         if self.buffer.is_empty():
             outputs = self.net(inputs)
-            loss = self.loss(outputs, labels)
+            loss = self.total_loss(ce=self.loss(outputs, labels))
         else:
             (x1, _, z1), (x2, y2, _) = self.draw(), self.draw()
             outputs, o1, o2 = self.forward_batches([inputs, x1, x2])
-            loss = (self.loss(outputs, labels) + self.args.alpha * F.mse_loss(o1, z1)
-                    + self.args.beta * self.loss(o2, y2))
+            loss = self.total_loss(ce=self.loss(outputs, labels), alpha=self.args.alpha * F.mse_loss(o1, z1),
+                                   beta=self.args.beta * self.loss(o2, y2))
         self.sgd_step(loss)
         self.buffer.add_data(not_aug_inputs, labels=labels, logits=outputs.detach())
         return loss.detach()

@@ -12,7 +12,7 @@ class Er(ReplayModel):
         if not self.buffer.is_empty():
             buf_inputs, buf_labels = self.draw()
             inputs, labels = torch.cat((inputs, buf_inputs)), torch.cat((labels, buf_labels))
-        loss = self.loss(self.net(inputs), labels)
+        loss = self.total_loss(ce=self.loss(self.net(inputs), labels))
         self.sgd_step(loss)
         self.buffer.add_data(not_aug_inputs, labels=stream_labels)
         return loss.detach()

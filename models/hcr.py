@@ -37,17 +37,18 @@ class Hcr(ReplayModel):
         args = self.args
         if self.buffer.is_empty():
             outputs = self.net(inputs)
-            loss = self.loss(outputs, labels)
+            loss = self.total_loss(ce=self.loss(outputs, labels))
         else:
             # Four independent draws; the forward passes run in the released order
             # (stream, then draws 1-4), which fixes how BatchNorm statistics evolve.
             (x1, _, z1), (x2, y2, _), (x3, y3, _), (x4, y4, z4) = (self.draw() for _ in range(4))
             outputs, o1, o2, o3, o4 = self.forward_batches([inputs, x1, x2, x3, x4])
-            loss = (self.loss(outputs, labels)
-                    + args.alpha * (correlation_congruence(o1, z1) + consecutive_correlation(o1, z1))
-                    + args.beta * self.loss(o2, y2)
-                    + args.sigmoid * triplet_softmax_loss(o3, y3)
-                    + args.gamma * triplet_distribution_kl(o4, z4, y4, mode=args.icr_mode))
+            loss = self.total_loss(
+                ce=self.loss(outputs, labels),
+                alpha=args.alpha * (correlation_congruence(o1, z1) + consecutive_correlation(o1, z1)),
+                beta=args.beta * self.loss(o2, y2),
+                sigmoid=args.sigmoid * triplet_softmax_loss(o3, y3),
+                gamma=args.gamma * triplet_distribution_kl(o4, z4, y4, mode=args.icr_mode))
         self.sgd_step(loss)
         self.buffer.add_data(not_aug_inputs, labels=labels, logits=outputs.detach())
         return loss.detach()

@@ -12,7 +12,7 @@ class Joint(ContinualModel):
     TRAINS_ON_STREAM = False
 
     def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
-        loss = self.loss(self.net(inputs), labels)
+        loss = self.total_loss(ce=self.loss(self.net(inputs), labels))
         self.sgd_step(loss)
         return loss.detach()
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from utils.metrics import backward_transfer, forgetting, forward_transfer
 
 # Run-time plumbing that does not change a result; left out of the CSV rows.
-NOT_LOGGED = ("csv_log", "tensorboard", "load_best_args", "data_path", "results_path", "num_workers", "offline")
+NOT_LOGGED = ("csv_log", "tensorboard", "load_best_args", "data_path", "results_path", "num_workers", "offline",
+              "resume", "keep_checkpoints")
 SETTINGS = ("class-il", "task-il")
 
 
@@ -58,22 +59,40 @@ def append_row(path: Path, row: dict) -> None:
 
 
 class TensorBoardLogger:
-    """Per-task and mean accuracy (class-IL and task-IL) after each task, loss per epoch."""
+    """Per-task and mean accuracy (class-IL and task-IL) after each task, loss per epoch.
 
-    def __init__(self, results_path: str, setting: str, dataset: str, model: str, run_name: str) -> None:
+    Points are written at task ends only (``commit``), when the checkpoint is saved, and the
+    checkpoint keeps them all. A resumed run reopens the run's folder with ``purge_step=0``
+    (readers then drop every earlier point of the folder) and writes the checkpoint's points
+    again: whatever checkpoint it resumes from, no step appears twice."""
+
+    def __init__(self, results_path: str, setting: str, dataset: str, model: str, run_name: str,
+                 resumed_points: list[tuple[str, float, int]] | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        self.run_name = run_name
         self.log_dir = Path(results_path) / "tensorboard" / setting / dataset / model / run_name
-        self.writer = SummaryWriter(str(self.log_dir))
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=None if resumed_points is None else 0)
+        self.points: list[tuple[str, float, int]] = []  # committed: (tag, value, step)
+        self.pending = list(resumed_points or [])
+        self.commit()
 
     def log_accuracy(self, task: int, accs: dict[str, list[float]]) -> None:
         for setting, values in accs.items():
             for i, acc in enumerate(values):
-                self.writer.add_scalar(f"{setting}/acc_task{i + 1:02d}", acc, task + 1)
-            self.writer.add_scalar(f"{setting}/acc_mean", sum(values) / len(values), task + 1)
+                self.pending.append((f"{setting}/acc_task{i + 1:02d}", acc, task + 1))
+            self.pending.append((f"{setting}/acc_mean", sum(values) / len(values), task + 1))
 
     def log_loss(self, loss: float, epoch_index: int) -> None:
-        self.writer.add_scalar("loss", loss, epoch_index)
+        self.pending.append(("loss", loss, epoch_index))
+
+    def commit(self) -> None:
+        """Write the points logged since the last commit to disk."""
+        for tag, value, step in self.pending:
+            self.writer.add_scalar(tag, value, step)
+        self.points += self.pending
+        self.pending = []
+        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()

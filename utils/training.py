@@ -1,4 +1,5 @@
 """The shared training loop over tasks and the evaluation protocol (reference section 6)."""
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 
 from datasets.continual_dataset import ContinualDataset
 from models.continual_model import ContinualModel
+from utils.errors import RunFailure
 from utils.loggers import TensorBoardLogger
 from utils.metrics import backward_transfer, forgetting, forward_transfer
 from utils.status import ProgressBar
@@ -49,28 +51,89 @@ def evaluate(model: ContinualModel, dataset: ContinualDataset, loaders: list) ->
     return accs
 
 
-def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogger | None = None) -> History:
-    """Train task after task, evaluating on all seen tasks after each; print the summary."""
+@dataclass
+class Progress:
+    """Where a run stands after a task: what a checkpoint needs besides the model and RNGs."""
+
+    next_task: int
+    history: History
+    epoch_index: int  # epochs trained so far (the TensorBoard step of the loss)
+
+
+class FiniteGuard:
+    """Stops the run at the first step whose loss (or one of its terms) is not finite.
+
+    The first bad step and term are recorded on the device, so on a GPU steps do not wait for
+    a host read: the record is read at each epoch end (on CPU, where reading is free, at once)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.every_step = device.type == "cpu"
+        self.bad_step = torch.tensor(-1, device=device)
+        self.bad_term = torch.tensor(0, device=device)
+        self.names: tuple[str, ...] = ()
+        self.task = 0
+
+    def step(self, step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        names = (*terms, "total")
+        if names != self.names:  # term indices are only comparable between steps with the same terms
+            self.check()
+            self.names = names
+        values = torch.stack([v.float().reshape(()) for v in terms.values()] + [loss.float().reshape(())])
+        bad = ~torch.isfinite(values)
+        first = (self.bad_step < 0) & bad.any()
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_term = torch.where(first, bad.int().argmax(), self.bad_term)
+        if self.every_step:
+            self.check()
+
+    def check(self) -> None:
+        step = int(self.bad_step)
+        if step >= 0:
+            raise RunFailure(f"non-finite loss at step {step} of task {self.task + 1}: "
+                             f"the {self.names[int(self.bad_term)]!r} term is not finite")
+
+
+def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogger | None = None,
+          start: Progress | None = None, checkpoint: Callable[[Progress], None] | None = None,
+          check_interrupt: Callable[[], None] = lambda: None) -> History:
+    """Train task after task, evaluating on all seen tasks after each; print the summary.
+
+    ``start`` continues a resumed run; ``checkpoint`` runs before the first task of a new run
+    and after each task's evaluation; ``check_interrupt`` runs before every task and every step
+    and may raise to stop the run."""
     args = model.args
     test_loaders = [(t, dataset.test_loader(t)) for t in range(dataset.N_TASKS)]
-    history = History()
-    history.random_results = evaluate(model, dataset, test_loaders)
-    epoch_index = 0
+    if start is None:
+        history = History()
+        history.random_results = evaluate(model, dataset, test_loaders)
+        start = Progress(0, history, 0)
+        if checkpoint is not None:  # a run interrupted in its first task can resume too
+            checkpoint(start)
+    history, epoch_index = start.history, start.epoch_index
+    guard = FiniteGuard(model.device)
 
     def run_epochs(loader, label: str) -> None:
         nonlocal epoch_index
         model.net.train()
         progress = ProgressBar(label, args.n_epochs, len(loader))
+        step = 0
         for epoch in range(args.n_epochs):
             for inputs, labels, not_aug_inputs in loader:
-                progress.step(epoch, model.observe(inputs, labels, not_aug_inputs))
+                check_interrupt()
+                loss = model.observe(inputs, labels, not_aug_inputs)
+                step += 1
+                guard.step(step, loss, model.last_terms)
+                progress.step(epoch, loss)
+            guard.check()
             loss = progress.end_epoch()
             if tb is not None:
                 tb.log_loss(loss, epoch_index)
             epoch_index += 1
 
     stream = model.TRAINS_ON_STREAM
-    for task in range(dataset.N_TASKS):
+    for task in range(start.next_task, dataset.N_TASKS):
+        check_interrupt()
+        guard.task = task
         if task > 0:
             pre_task = evaluate(model, dataset, test_loaders[task:task + 1])
             for setting, rows in history.results.items():
@@ -87,6 +150,9 @@ def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogge
         print_task_accuracy(task, accs)
         if tb is not None:
             tb.log_accuracy(task, accs)
+            tb.commit()
+        if checkpoint is not None:
+            checkpoint(Progress(task + 1, history, epoch_index))
     print_summary(history)
     return history
 

@@ -1,0 +1,361 @@
+"""Reliability: checkpoints and exact resume, determinism, the non-finite-loss stop, concurrent
+result writes, and bad input (one line, exit status 2, nothing written)."""
+import csv
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import main
+from datasets import get_all_datasets
+from models import get_all_models
+from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO
+from utils.checkpoint import load_checkpoint
+from utils.loggers import append_row
+
+CKPT_GLOB = "checkpoints/class-il/seq-fmnist/derpp/*/task{}.pt"
+CSV = Path("class-il/seq-fmnist/derpp/mean_accs.csv")
+STEPS_PER_TASK = 8  # --debug_mode: 4 batches per epoch, 2 epochs
+# Runs main.main with a signal sent to itself before the given step of the whole run: the real
+# signal path, at a step that does not depend on timing.
+SIGNAL_AT_STEP = """
+import os, signal, sys
+import main
+from models.derpp import Derpp
+observe, calls = Derpp.observe, [0]
+def observe_then_kill(self, *batch):
+    calls[0] += 1
+    if calls[0] == {step}:
+        os.kill(os.getpid(), signal.{signal})
+    return observe(self, *batch)
+Derpp.observe = observe_then_kill
+sys.exit(main.main(sys.argv[1:]))
+"""
+
+
+def _data(tmp: Path) -> Path:
+    """A --data_path with the installed Fashion-MNIST files linked in (skip when absent)."""
+    raw = tmp / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FMNIST_FILES:
+        found = next((p for p in (FMNIST_DIR / name, FMNIST_DIR / f"{name}.gz") if p.is_file()), None)
+        if found is None:
+            pytest.skip("Fashion-MNIST is not installed")
+        (raw / found.name).symlink_to(found)
+    return tmp
+
+
+def _argv(data: Path, results: Path, *extra: str) -> list[str]:
+    return ["--model", "derpp", "--dataset", "seq-fmnist", "--offline", "--data_path", str(data), "--debug_mode",
+            "--n_epochs", "2", "--lr", "0.03", "--batch_size", "10", "--buffer_size", "50", "--minibatch_size", "10",
+            "--alpha", "0.3", "--beta", "0.5", "--seed", "1", "--device", "cpu", "--csv_log", "--tensorboard",
+            "--results_path", str(results), *extra]
+
+
+def _start(argv: list[str], script: str | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, *(["-c", script] if script else ["main.py"]), *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def _registries() -> tuple[dict, dict]:
+    return get_all_models(), get_all_datasets()
+
+
+def _ckpt(results: Path, task: int) -> Path:
+    found = list(results.glob(CKPT_GLOB.format(task)))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _row(results: Path) -> dict:
+    with open(results / CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """{name: (exit status, stdout, stderr, results folder)}: an uninterrupted run twice
+    ("full", "again"), a resume from its task-2 checkpoint ("boundary"), runs stopped by SIGTERM
+    inside task 2 ("killed") and by SIGINT inside task 1 ("killed_early"), each then resumed
+    with --resume auto ("auto", "auto_early")."""
+    tmp = tmp_path_factory.mktemp("resume")
+    data = _data(tmp / "data")
+    out = {}
+
+    def pair(first: tuple, second: tuple) -> None:  # two at a time: the machine has two cores
+        procs = {name: (_start(_argv(data, tmp / name, *extra), script), tmp / name)
+                 for name, extra, script in (first, second)}
+        for name, (proc, folder) in procs.items():
+            out[name] = (*_finish(proc), folder)
+
+    sigterm_in_task_2 = SIGNAL_AT_STEP.format(signal="SIGTERM", step=STEPS_PER_TASK + 5)
+    pair(("full", ("--keep_checkpoints",), None), ("killed", (), sigterm_in_task_2))
+    shutil.copytree(tmp / "full" / "checkpoints", tmp / "boundary" / "checkpoints")
+    shutil.copytree(tmp / "full" / "tensorboard", tmp / "boundary" / "tensorboard")
+    boundary = str(_ckpt(tmp / "boundary", 2))
+    shutil.copytree(tmp / "killed", tmp / "auto")
+    pair(("boundary", ("--resume", boundary), None), ("auto", ("--resume", "auto"), None))
+    pair(("again", (), None), ("killed_early", (), SIGNAL_AT_STEP.format(signal="SIGINT", step=3)))
+    shutil.copytree(tmp / "killed_early", tmp / "auto_early")
+    pair(("auto_early", ("--resume", "auto"), None), ("unused", ("--resume", "auto"), None))  # nothing to resume
+    return out
+
+
+def test_uninterrupted_run_checkpoints_every_task(runs):
+    rc, _, err, results = runs["full"]
+    assert rc == 0, err[-2000:]
+    for task in range(6):  # task0.pt: the state before the first task
+        state = load_checkpoint(_ckpt(results, task), main.parse_args(_argv(Path(), results), *_registries()))
+        assert state["next_task"] == task
+        assert state["buffer"]["num_seen"] == 10 * STEPS_PER_TASK * task
+
+
+def test_only_the_newest_checkpoint_is_kept_by_default(runs):
+    rc, _, err, results = runs["again"]
+    assert rc == 0, err[-2000:]
+    assert [p.name for p in results.glob(CKPT_GLOB.format("*"))] == ["task5.pt"]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    net_a, net_b = (torch.load(p, weights_only=False)["net"] for p in (a, b))
+    return net_a.keys() == net_b.keys() and all(torch.equal(net_a[k], net_b[k]) for k in net_a)
+
+
+@pytest.mark.parametrize("name", ["boundary", "auto", "auto_early"])
+def test_resumed_run_equals_uninterrupted(runs, name):
+    rc, _, err, results = runs[name]
+    assert rc == 0, err[-2000:]
+    assert _row(results) == _row(runs["full"][3])
+    assert _same_weights(_ckpt(results, 5), _ckpt(runs["full"][3], 5))
+
+
+@pytest.mark.parametrize("name,task,signum", [("killed", 2, signal.SIGTERM), ("killed_early", 1, signal.SIGINT)])
+def test_signal_mid_task_exits_128_plus_signal_and_keeps_the_last_checkpoint(runs, name, task, signum):
+    rc, _, err, results = runs[name]
+    assert rc == 128 + signum, err[-2000:]  # 143, 130
+    lines = [line for line in err.splitlines() if line.startswith("main.py")]
+    assert lines == [f"main.py: interrupted: resume with --resume {_ckpt(results, task - 1)}"]
+    assert "Traceback" not in err
+    assert not (results / CSV).exists()  # a row is written only when a run completes
+    assert not list(results.glob(CKPT_GLOB.format(task)))
+    assert f"[task {task}/5] epoch 2/2" not in err  # it stopped inside the task
+
+
+def test_no_duplicated_tensorboard_points_after_resume(runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for name in ("auto", "auto_early", "boundary"):
+        folders = list((runs[name][3] / "tensorboard" / "class-il" / "seq-fmnist" / "derpp").iterdir())
+        assert len(folders) == 1  # the resumed run went on in the same folder
+        acc = EventAccumulator(str(folders[0]), size_guidance={"scalars": 0})
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("loss")] == list(range(10))
+        assert [e.step for e in acc.Scalars("class-il/acc_mean")] == [1, 2, 3, 4, 5]
+
+
+def test_same_seed_same_row(runs):
+    rc, _, err, results = runs["again"]
+    assert rc == 0, err[-2000:]
+    assert _row(results) == _row(runs["full"][3])
+    assert _same_weights(_ckpt(results, 5), _ckpt(runs["full"][3], 5))
+
+
+def test_resume_auto_without_checkpoint(runs):
+    rc, out, err, results = runs["unused"]
+    assert rc == 2 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"main.py: error: no checkpoint to resume in {results}/checkpoints/")
+    assert not results.exists()
+
+
+# --- non-finite loss ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_determinism():
+    """main.run switches deterministic algorithms on for CPU runs: undo it for later tests."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(previous)
+
+
+def test_non_finite_loss_stops_with_one_line(tmp_path, capsys, monkeypatch, restore_determinism):
+    """The DER++ logit term turns NaN at step 3 of task 2 (its 7 + 3 = 10th call: it runs from
+    step 2 of task 1 on): exit 1, one line naming the step, task and term, no row, and the
+    task-1 checkpoint stays usable."""
+    import torch.nn.functional as F
+
+    mse, calls = F.mse_loss, [0]
+
+    def poisoned(*a, **k):
+        calls[0] += 1
+        return mse(*a, **k) * (float("nan") if calls[0] == STEPS_PER_TASK - 1 + 3 else 1.0)
+
+    monkeypatch.setattr(F, "mse_loss", poisoned)
+    argv = _argv(_data(tmp_path / "data"), tmp_path / "results")
+    assert main.main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "main.py: error: non-finite loss at step 3 of task 2: the 'alpha' term is not finite"
+    assert not (tmp_path / "results" / CSV).exists()
+    args = main.parse_args(argv, *_registries())
+    assert load_checkpoint(_ckpt(tmp_path / "results", 1), args)["next_task"] == 1
+    assert not list((tmp_path / "results").glob(CKPT_GLOB.format(2)))
+
+
+def test_finite_guard_deferred_check_names_the_first_bad_step():
+    """The GPU path (no host read per step), run on CPU: the first bad step and term win."""
+    from utils.errors import RunFailure
+    from utils.training import FiniteGuard
+
+    guard = FiniteGuard(torch.device("cpu"))
+    guard.every_step, guard.task = False, 3
+    one, nan = torch.tensor(1.0), torch.tensor(float("nan"))
+    guard.step(1, one, {"ce": one, "beta": one})
+    guard.step(2, nan, {"ce": one, "beta": nan})
+    guard.step(3, nan, {"ce": nan, "beta": nan})
+    with pytest.raises(RunFailure, match=r"^non-finite loss at step 2 of task 4: the 'beta' term is not finite$"):
+        guard.check()
+    guard = FiniteGuard(torch.device("cpu"))
+    guard.every_step = False
+    guard.step(1, torch.tensor(float("inf")), {})  # a model without terms: the total is named
+    with pytest.raises(RunFailure, match="step 1 of task 1: the 'total' term"):
+        guard.step(2, one, {"ce": one})  # other terms: the record is checked first
+
+
+# --- concurrent result writes --------------------------------------------------------------------
+
+
+def _append_rows(path: Path, writer: int) -> None:
+    for i in range(10):
+        append_row(path, {"writer": writer, "row": i, "payload": "x" * 2000})
+
+
+def test_concurrent_writers_lose_no_row(tmp_path):
+    path = tmp_path / "mean_accs.csv"
+    procs = [multiprocessing.get_context("fork").Process(target=_append_rows, args=(path, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((int(r["writer"]), int(r["row"])) for r in rows) == [(w, i) for w in range(4) for i in range(10)]
+    assert all(r["payload"] == "x" * 2000 for r in rows)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def _sgd(data: Path, results: Path, *extra: str) -> list[str]:
+    return ["--model", "sgd", "--dataset", "seq-fmnist", "--lr", "0.1", "--batch_size", "8", "--n_epochs", "1",
+            "--offline", "--data_path", str(data), "--results_path", str(results), "--csv_log", *extra]
+
+
+def _derpp(data: Path, results: Path, *extra: str) -> list[str]:
+    return ["--model", "derpp", "--dataset", "seq-fmnist", "--lr", "0.1", "--batch_size", "8", "--n_epochs", "1",
+            "--alpha", "0.1", "--beta", "0.5", "--offline", "--data_path", str(data), "--results_path", str(results),
+            "--csv_log", *extra]
+
+
+def _corrupt_fmnist(tmp: Path) -> Path:
+    data = _data(tmp / "data")
+    raw = data / "FashionMNIST" / "raw"
+    target = next(raw.glob("train-labels*"))
+    target.unlink()
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\xea\x60\x01\x02")
+    return data
+
+
+def _truncated_checkpoint(tmp: Path, full: Path) -> Path:
+    path = tmp / "ckpt" / "task1.pt"
+    path.parent.mkdir()
+    data = _ckpt(full, 1).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _text_checkpoint(tmp: Path, full: Path) -> Path:
+    path = tmp / "ckpt" / "notes.pt"
+    path.parent.mkdir()
+    path.write_text("not a checkpoint\n")
+    return path
+
+
+def _copied_checkpoint(tmp: Path, full: Path) -> Path:
+    path = tmp / "ckpt" / "task1.pt"
+    path.parent.mkdir()
+    shutil.copy(_ckpt(full, 1), path)
+    return path
+
+
+# (name, argv builder (tmp, data, results, checkpoint), expected part of the message);
+# a checkpoint path is the derpp / seq-fmnist / seed 1 checkpoint of the "full" run.
+BAD_INPUTS = [
+    ("lr NaN", lambda t, d, r, c: _sgd(d, r) + ["--lr", "nan"], "--lr"),
+    ("zero epochs", lambda t, d, r, c: _sgd(d, r) + ["--n_epochs", "0"], "--n_epochs"),
+    ("negative batch size", lambda t, d, r, c: _sgd(d, r) + ["--batch_size", "-3"], "--batch_size"),
+    ("missing buffer size", lambda t, d, r, c: _derpp(d, r, "--minibatch_size", "8"), "--buffer_size"),
+    ("zero buffer size", lambda t, d, r, c: _derpp(d, r, "--minibatch_size", "8", "--buffer_size", "0"),
+     "--buffer_size"),
+    ("zero minibatch size", lambda t, d, r, c: _derpp(d, r, "--minibatch_size", "0", "--buffer_size", "5"),
+     "--minibatch_size"),
+    ("negative loss weight", lambda t, d, r, c: _derpp(d, r, "--minibatch_size", "8", "--buffer_size", "5")
+     + ["--alpha", "-1"], "--alpha"),
+    ("seed not an integer", lambda t, d, r, c: _sgd(d, r, "--seed", "one"), "--seed"),
+    ("unknown loader", lambda t, d, r, c: _sgd(d, r, "--loader", "disk"), "--loader"),
+    ("empty data folder offline", lambda t, d, r, c: [
+        a.replace("seq-fmnist", "seq-cifar10") for a in _sgd(t / "empty", r)], "CIFAR-10 not found"),
+    ("corrupted dataset file", lambda t, d, r, c: _sgd(_corrupt_fmnist(t), r), "train-labels-idx1-ubyte"),
+    ("results folder under a file", lambda t, d, r, c: _sgd(d, t / "file" / "results"), "not writable"),
+    ("missing checkpoint", lambda t, d, r, c: _argv(d, r, "--resume", str(t / "none.pt")), "does not exist"),
+    ("checkpoint is a folder", lambda t, d, r, c: _argv(d, r, "--resume", str(t)), "is a folder"),
+    ("truncated checkpoint", lambda t, d, r, c: _argv(d, r, "--resume", str(_truncated_checkpoint(t, c))),
+     "truncated or corrupted"),
+    ("text file as checkpoint", lambda t, d, r, c: _argv(d, r, "--resume", str(_text_checkpoint(t, c))),
+     "truncated or corrupted"),
+    ("checkpoint of another model", lambda t, d, r, c: [
+        "er" if a == "derpp" else a for a in _argv(d, r, "--resume", str(_copied_checkpoint(t, c)))
+        if a not in ("--alpha", "0.3", "--beta", "0.5")], "model='derpp' (now 'er')"),
+    ("checkpoint of another dataset", lambda t, d, r, c: [
+        "seq-cifar10" if a == "seq-fmnist" else a for a in _argv(d, r, "--resume", str(_copied_checkpoint(t, c)))],
+     "dataset='seq-fmnist' (now 'seq-cifar10')"),
+    ("checkpoint of another seed", lambda t, d, r, c: [
+        "2" if a == "1" else a for a in _argv(d, r, "--resume", str(_copied_checkpoint(t, c)))],
+     "seed=1 (now 2)"),
+]
+
+
+@pytest.mark.parametrize("build,needle", [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(runs, tmp_path, capsys, restore_determinism, build,
+                                                            needle):
+    (tmp_path / "file").write_text("a file, not a folder\n")
+    # seq-fmnist falls back to the installed files when --data_path has none
+    argv = build(tmp_path, tmp_path / "no-data", tmp_path / "results", runs["full"][3])
+    before = sorted(tmp_path.rglob("*"))
+    try:
+        code = main.main(argv)
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert ": error: " in lines[0] and needle in lines[0]
+    assert sorted(tmp_path.rglob("*")) == before
+    assert not (tmp_path / "results").exists()

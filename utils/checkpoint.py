@@ -1,0 +1,111 @@
+"""Task-boundary checkpoints: written atomically, checked against the run's arguments on load.
+
+A checkpoint holds everything a run carries from one task to the next (network, optimiser,
+buffer, accuracy history, every random generator), taken right after a task's evaluation:
+a run resumed from it repeats the uninterrupted run bit for bit (on CPU).
+"""
+import hashlib
+import json
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.errors import UserError
+from utils.loggers import NOT_LOGGED
+
+FORMAT = 1
+# Arguments that do not change a result: a checkpoint may be resumed with other values.
+PLUMBING = NOT_LOGGED
+
+
+def run_config(args: Namespace) -> dict:
+    """The arguments that determine the result of a run."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in PLUMBING}
+
+
+def checkpoint_dir(args: Namespace, setting: str) -> Path:
+    """One folder per configuration (seed included): ``--resume auto`` looks only there."""
+    key = hashlib.sha1(json.dumps(run_config(args), default=str).encode()).hexdigest()[:12]
+    return Path(args.results_path) / "checkpoints" / setting / args.dataset / args.model / key
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def model_state(model: torch.nn.Module) -> dict:
+    """The learner's state that carries across tasks, and the random generators."""
+    state = {"net": model.net.state_dict(), "opt": model.opt.state_dict(), "rng": rng_state()}
+    if hasattr(model, "buffer"):
+        state["buffer"] = model.buffer.state_dict()
+    return state
+
+
+def restore_model(model: torch.nn.Module, state: dict) -> None:
+    model.net.load_state_dict(state["net"])
+    model.opt.load_state_dict(state["opt"])
+    if "buffer" in state:
+        model.buffer.load_state_dict(state["buffer"])
+    set_rng_state(state["rng"])  # last: building the model drew from the generators
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write to a temporary file, fsync it, then rename it over ``path``: a crash at any
+    point leaves either the previous file or the new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def latest_checkpoint(args: Namespace, setting: str) -> Path:
+    """The checkpoint of the furthest task of this configuration (``--resume auto``)."""
+    found = sorted(checkpoint_dir(args, setting).glob("task*.pt"), key=lambda p: int(p.stem[4:]))
+    if not found:
+        raise UserError(f"no checkpoint to resume in {checkpoint_dir(args, setting)}")
+    return found[-1]
+
+
+def load_checkpoint(path: str | Path, args: Namespace) -> dict:
+    """Load a checkpoint of this very configuration; any problem is a one-line UserError."""
+    try:
+        # weights_only=False: the state holds Python objects (random generator states, the
+        # arguments); --resume reads files this program wrote, never foreign ones.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise UserError(f"checkpoint {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"checkpoint {path} is a folder, not a file") from None
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise UserError(f"checkpoint {path} is truncated or corrupted ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"checkpoint {path} is not a checkpoint of this program (format {FORMAT})")
+    current = run_config(args)
+    differ = sorted(k for k in state["args"].keys() | current.keys() if state["args"].get(k) != current.get(k))
+    if differ:
+        shown = ", ".join(f"{k}={state['args'].get(k)!r} (now {current.get(k)!r})" for k in differ[:4])
+        raise UserError(f"checkpoint {path} is from another configuration: {shown}")
+    return state
