@@ -13,7 +13,7 @@ import torch
 
 from datasets import get_all_datasets
 from models import get_all_models
-from utils.args import CLIParser, non_negative_int, positive_float, positive_int
+from utils.args import CLIParser, non_negative_int, positive_float, positive_int, seed_int
 from utils.best_args import lookup
 from utils.errors import Interrupted, RunFailure, UserError
 
@@ -25,7 +25,7 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIPar
     parser.add_hyperparameter("lr", positive_float, "Learning rate.")
     parser.add_hyperparameter("batch_size", positive_int, "Stream batch size.")
     parser.add_hyperparameter("n_epochs", positive_int, "Epochs per task.")
-    parser.add_argument("--seed", type=int, default=None, help="Random seed (unseeded when omitted).")
+    parser.add_argument("--seed", type=seed_int, default=None, help="Random seed (unseeded when omitted).")
     parser.add_argument("--load_best_args", action="store_true",
                         help="Fill hyper-parameters not given on the command line from utils/best_args.py.")
     parser.add_argument("--validation", action="store_true",
@@ -141,6 +141,10 @@ def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
         resume_path = latest_checkpoint(args, dataset.SETTING) if args.resume == "auto" else Path(args.resume)
         resume = load_checkpoint(resume_path, args)
     dataset.prepare()
+    smallest = min(dataset.train_size(t) for t in range(dataset.N_TASKS))
+    if args.batch_size > smallest:
+        raise UserError(f"--batch_size {args.batch_size} exceeds the {smallest} training examples of the "
+                        f"smallest task of {args.dataset}: no batch would be trained")
     # Checkpoints go with the results: written whenever the run writes results.
     save_results = args.csv_log or args.tensorboard
     if save_results:

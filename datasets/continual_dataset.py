@@ -156,6 +156,10 @@ class ContinualDataset:
         transform = self.train_transform if train else self.test_transform
         return TensorLoader(images, labels, batch_size, transform, train, self.device, max_batches)
 
+    def train_size(self, task: int) -> int:
+        """Number of training examples of ``task`` (after the --validation hold-out)."""
+        return len(self._splits([task])[1])
+
     def train_loader(self, tasks: Sequence[int]) -> TensorLoader | PILLoader:
         """Shuffled batches (last incomplete one dropped) of the union of ``tasks``."""
         train_x, train_y, _, _ = self._splits(tasks)

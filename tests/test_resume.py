@@ -318,6 +318,8 @@ BAD_INPUTS = [
     ("negative loss weight", lambda t, d, r, c: _derpp(d, r, "--minibatch_size", "8", "--buffer_size", "5")
      + ["--alpha", "-1"], "--alpha"),
     ("seed not an integer", lambda t, d, r, c: _sgd(d, r, "--seed", "one"), "--seed"),
+    ("negative seed", lambda t, d, r, c: _sgd(d, r, "--seed", "-5"), "--seed"),
+    ("batch larger than a task", lambda t, d, r, c: _sgd(d, r) + ["--batch_size", "100000"], "exceeds the 12000"),
     ("unknown loader", lambda t, d, r, c: _sgd(d, r, "--loader", "disk"), "--loader"),
     ("empty data folder offline", lambda t, d, r, c: [
         a.replace("seq-fmnist", "seq-cifar10") for a in _sgd(t / "empty", r)], "CIFAR-10 not found"),

@@ -20,6 +20,7 @@ def _number(cast: type, test, what: str):
 
 positive_int = _number(int, lambda v: v > 0, "a positive")
 non_negative_int = _number(int, lambda v: v >= 0, "a non-negative")
+seed_int = _number(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive")
 non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative")
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import torch
 
+from utils.errors import UserError
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
 FIELDS = ("examples", "labels", "logits", "task_labels")
 
@@ -56,10 +58,13 @@ class Buffer:
         """Offer a batch to the reservoir (vectorised, no per-example Python loop)."""
         batch = {k: v for k, v in zip(FIELDS, (examples, labels, logits, task_labels), strict=True) if v is not None}
         if not self._storage:
-            self._storage = {
-                k: torch.zeros((self.capacity + 1, *v.shape[1:]), dtype=v.dtype, device=self.device)
-                for k, v in batch.items()
-            }
+            try:
+                self._storage = {
+                    k: torch.zeros((self.capacity + 1, *v.shape[1:]), dtype=v.dtype, device=self.device)
+                    for k, v in batch.items()
+                }
+            except (RuntimeError, torch.OutOfMemoryError):  # CPU and CUDA allocation failures
+                raise UserError(f"a buffer of {self.capacity} examples does not fit in memory") from None
         elif batch.keys() != self._storage.keys():
             raise ValueError(f"buffer stores {sorted(self._storage)}, got {sorted(batch)}")
         slots = reservoir_slots(self.num_seen, examples.shape[0], self.capacity, self.device)
