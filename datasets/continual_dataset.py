@@ -124,11 +124,12 @@ class ContinualDataset:
         if self._data is None:
             self._data = self.load()
 
-    def _splits(self, tasks: Sequence[int]) -> tuple[torch.Tensor, ...]:
-        """Train and test (images, labels) of the given tasks; with --validation the test
-        split is a fixed 10% of each task's training examples, removed from training."""
+    def _split_indices(self, tasks: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices of the given tasks' training examples and of their test examples (into the
+        test split, or with --validation into the training split: a fixed 10% of each task's
+        training examples, removed from training)."""
         self.prepare()
-        train_x, train_y, test_x, test_y = self._data
+        _, train_y, _, test_y = self._data
         train_index, test_index = [], []
         for task in tasks:
             classes = torch.tensor(list(self.task_classes(task)))
@@ -142,10 +143,7 @@ class ContinualDataset:
             else:
                 train_index.append(in_train)
                 test_index.append(torch.isin(test_y, classes).nonzero().flatten())
-        train_index, test_index = torch.cat(train_index), torch.cat(test_index)
-        if self.args.validation:
-            test_x, test_y = train_x, train_y
-        return train_x[train_index], train_y[train_index], test_x[test_index], test_y[test_index]
+        return torch.cat(train_index), torch.cat(test_index)
 
     def _loader(self, images: torch.Tensor, labels: torch.Tensor, train: bool, batch_size: int):
         max_batches = DEBUG_BATCHES if self.args.debug_mode else None
@@ -158,16 +156,18 @@ class ContinualDataset:
 
     def train_size(self, task: int) -> int:
         """Number of training examples of ``task`` (after the --validation hold-out)."""
-        return len(self._splits([task])[1])
+        return len(self._split_indices([task])[0])
 
     def train_loader(self, tasks: Sequence[int]) -> TensorLoader | PILLoader:
         """Shuffled batches (last incomplete one dropped) of the union of ``tasks``."""
-        train_x, train_y, _, _ = self._splits(tasks)
-        return self._loader(train_x, train_y, True, self.args.batch_size)
+        index, _ = self._split_indices(tasks)
+        train_x, train_y = self._data[:2]
+        return self._loader(train_x[index], train_y[index], True, self.args.batch_size)
 
     def test_loader(self, task: int) -> TensorLoader | PILLoader:
-        _, _, test_x, test_y = self._splits([task])
-        return self._loader(test_x, test_y, False, EVAL_BATCH_SIZE)
+        _, index = self._split_indices([task])
+        test_x, test_y = self._data[:2] if self.args.validation else self._data[2:]
+        return self._loader(test_x[index], test_y[index], False, EVAL_BATCH_SIZE)
 
     def __repr__(self) -> str:
         return f"{self.NAME} ({self.N_TASKS} tasks x {self.N_CLASSES_PER_TASK} classes)"

@@ -44,10 +44,14 @@ class ContinualModel(nn.Module):
                  device: torch.device) -> None:
         super().__init__()
         self.args, self.dataset, self.device = args, dataset, device
-        self.net = build_network(backbone, args, device)
         self.loss = nn.CrossEntropyLoss()
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
         self.last_terms: dict[str, torch.Tensor] = {}
+        self.set_network(backbone)
+
+    def set_network(self, backbone: nn.Module) -> None:
+        """Train ``backbone`` from now on, with a fresh plain SGD optimiser (kept across tasks)."""
+        self.net = build_network(backbone, self.args, self.device)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=self.args.lr)
 
     def forward_batches(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
         """The network's outputs for each batch, in order: one pass per batch as the released
