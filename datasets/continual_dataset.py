@@ -41,8 +41,8 @@ class TensorLoader:
         order = torch.randperm(n, device=device) if self.train else torch.arange(n, device=device)
         for b in range(self.n_batches):
             index = order[b * self.batch_size:(b + 1) * self.batch_size]
-            raw = self.images[index].float().div_(255)
-            yield self.transform(raw), self.labels[index], raw
+            raw = self.images.index_select(0, index).float().div_(255)
+            yield self.transform(raw), self.labels.index_select(0, index), raw
 
 
 class PILDataset(Dataset):

@@ -23,12 +23,11 @@ def reservoir_slots(num_seen: int, batch_size: int, capacity: int, device: torch
     """
     seen = torch.arange(num_seen, num_seen + batch_size, device=device)
     drawn = (torch.rand(batch_size, device=device, dtype=torch.float64) * (seen + 1)).long()
-    slots = torch.where(seen < capacity, seen, drawn)
-    slots = torch.where(slots < capacity, slots, capacity)
+    slots = torch.where(seen < capacity, seen, drawn).clamp_(max=capacity)
     order = torch.arange(batch_size, device=device)
     last_writer = torch.full((capacity + 1,), -1, device=device, dtype=torch.long)
     last_writer.scatter_reduce_(0, slots, order, reduce="amax")
-    return torch.where(last_writer[slots] == order, slots, capacity)
+    return torch.where(last_writer.index_select(0, slots) == order, slots, capacity)
 
 
 class Buffer:
@@ -72,8 +71,8 @@ class Buffer:
             self._storage[name].index_copy_(0, slots, values.detach().to(self.device))
         self.num_seen += examples.shape[0]
 
-    def _select(self, index: torch.Tensor | slice, transform: Transform | None) -> tuple[torch.Tensor, ...]:
-        out = [self._storage[k][index] for k in FIELDS if k in self._storage]
+    def _select(self, index: torch.Tensor, transform: Transform | None) -> tuple[torch.Tensor, ...]:
+        out = [self._storage[k].index_select(0, index) for k in FIELDS if k in self._storage]
         if transform is not None:
             out[0] = transform(out[0])
         return tuple(out)
@@ -92,7 +91,7 @@ class Buffer:
 
     def get_all_data(self, transform: Transform | None = None) -> tuple[torch.Tensor, ...]:
         """Every filled slot, in slot order."""
-        return self._select(slice(0, len(self)), transform)
+        return self._select(torch.arange(len(self), device=self.device), transform)
 
     def state_dict(self) -> dict:
         return {"capacity": self.capacity, "num_seen": self.num_seen,

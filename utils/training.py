@@ -63,8 +63,9 @@ class Progress:
 class FiniteGuard:
     """Stops the run at the first step whose loss (or one of its terms) is not finite.
 
-    The first bad step and term are recorded on the device, so on a GPU steps do not wait for
-    a host read: the record is read at each epoch end (on CPU, where reading is free, at once)."""
+    On a GPU the first bad step and term are recorded on the device, so steps do not wait for a
+    host read: the record is read at each epoch end. On CPU, where reading is free, the total is
+    checked at once and the terms are looked at only when it is not finite."""
 
     def __init__(self, device: torch.device) -> None:
         self.every_step = device.type == "cpu"
@@ -78,13 +79,19 @@ class FiniteGuard:
         if names != self.names:  # term indices are only comparable between steps with the same terms
             self.check()
             self.names = names
+        if not self.every_step:
+            self._record(step, loss, terms)
+        elif not bool(torch.isfinite(loss)):  # a non-finite term makes the total non-finite
+            self._record(step, loss, terms)
+            self.check()
+
+    def _record(self, step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Keep ``step`` and its first non-finite term if no earlier step was bad (no host read)."""
         values = torch.stack([v.float().reshape(()) for v in terms.values()] + [loss.float().reshape(())])
         bad = ~torch.isfinite(values)
         first = (self.bad_step < 0) & bad.any()
         self.bad_step = torch.where(first, step, self.bad_step)
         self.bad_term = torch.where(first, bad.int().argmax(), self.bad_term)
-        if self.every_step:
-            self.check()
 
     def check(self) -> None:
         step = int(self.bad_step)
