@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 VALIDATION_FRACTION = 0.1
@@ -45,6 +44,14 @@ class TensorLoader:
             yield self.transform(raw), self.labels.index_select(0, index), raw
 
 
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """torchvision's ToTensor, imported on use: torchvision takes seconds to import and runs on the
+    tensor data path never need it."""
+    from torchvision.transforms.functional import to_tensor as torchvision_to_tensor
+
+    return torchvision_to_tensor(image)
+
+
 class PILDataset(Dataset):
     """Per-image torchvision pipeline of the released code: (transform(img), label, ToTensor(img))."""
 
@@ -57,7 +64,7 @@ class PILDataset(Dataset):
 
     def __getitem__(self, i: int) -> Batch:
         image = Image.fromarray(self.images[i])
-        return self.transform(image), self.labels[i], transforms.functional.to_tensor(image)
+        return self.transform(image), self.labels[i], to_tensor(image)
 
 
 class PILLoader:
@@ -110,10 +117,10 @@ class ContinualDataset:
         return images
 
     def pil_train_transform(self) -> Callable:
-        return transforms.ToTensor()
+        return to_tensor
 
     def pil_test_transform(self) -> Callable:
-        return transforms.ToTensor()
+        return to_tensor
 
     # --- tasks --------------------------------------------------------------------------
     def task_classes(self, task: int) -> range:

@@ -1,11 +1,11 @@
 """Sequential CIFAR-10: 5 tasks of 2 classes in label order, ResNet-18 (reference section 1)."""
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision import transforms
 
 from backbone.resnet18 import ResNet18
 from datasets.continual_dataset import ContinualDataset, as_tensors
@@ -72,9 +72,13 @@ class SequentialCIFAR10(ContinualDataset):
     def test_transform(self, images: torch.Tensor) -> torch.Tensor:
         return normalize(images, MEAN, STD)
 
-    def pil_train_transform(self) -> transforms.Compose:
+    def pil_train_transform(self) -> Callable:
+        from torchvision import transforms  # imported on use: it takes seconds, and tensor runs never need it
+
         return transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
                                    transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
 
-    def pil_test_transform(self) -> transforms.Compose:
+    def pil_test_transform(self) -> Callable:
+        from torchvision import transforms
+
         return transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])

@@ -1,5 +1,6 @@
 """Base classes of the continual learners: a network, its loss, one plain SGD optimiser
 kept across tasks, and ``observe`` for one training batch."""
+import argparse
 from argparse import Namespace
 
 import torch
@@ -35,6 +36,11 @@ def build_network(backbone: nn.Module, args: Namespace, device: torch.device) ->
     return backbone.to(device)
 
 
+def has_batch_statistics(net: nn.Module) -> bool:
+    """Whether an output row depends on the other rows of its batch in train mode (BatchNorm)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
 class ContinualModel(nn.Module):
     NAME: str = ""
     COMPATIBILITY: tuple[str, ...] = ("class-il", "task-il")
@@ -51,13 +57,17 @@ class ContinualModel(nn.Module):
     def set_network(self, backbone: nn.Module) -> None:
         """Train ``backbone`` from now on, with a fresh plain SGD optimiser (kept across tasks)."""
         self.net = build_network(backbone, self.args, self.device)
+        fuse = getattr(self.args, "fuse_forward", None)
+        self.fuse_forward = not has_batch_statistics(backbone) if fuse is None else fuse
         self.opt = torch.optim.SGD(self.net.parameters(), lr=self.args.lr)
 
     def forward_batches(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
         """The network's outputs for each batch, in order: one pass per batch as the released
-        code does, or with --fuse_forward one pass over their concatenation (fewer, larger
-        kernels; BatchNorm then normalises with the statistics of the whole concatenation)."""
-        if getattr(self.args, "fuse_forward", False):
+        code does, or (``fuse_forward``) one pass over their concatenation: fewer, larger kernels
+        and one weight-gradient product instead of one per batch. Without BatchNorm every output
+        row is the same function of its input either way; with it, the fused pass normalises
+        with the statistics of the whole concatenation."""
+        if self.fuse_forward:
             return list(self.net(torch.cat(batches)).split([len(b) for b in batches]))
         return [self.net(b) for b in batches]
 
@@ -108,12 +118,14 @@ class ReplayModel(ContinualModel):
     def add_arguments(parser: CLIParser) -> None:
         parser.add_hyperparameter("buffer_size", positive_int, "Reservoir buffer capacity.")
         parser.add_hyperparameter("minibatch_size", positive_int, "Size of each buffer draw.")
-        parser.add_argument("--fuse_forward", action="store_true",
-                            help="One forward pass over the stream batch and all buffer draws: faster, but "
-                                 "BatchNorm then sees the statistics of the concatenation (not the reference's), "
-                                 "and without BatchNorm results still differ by float rounding.")
+        parser.add_argument("--fuse_forward", action=argparse.BooleanOptionalAction, default=None,
+                            help="One forward pass over the stream batch and all buffer draws instead of one "
+                                 "per batch. Default: fuse only networks without BatchNorm, where it computes the "
+                                 "same function (up to float rounding); forcing it with BatchNorm changes the "
+                                 "batch statistics (not the reference's).")
 
-    def draw(self) -> tuple[torch.Tensor, ...]:
-        """One buffer draw of ``minibatch_size``, augmented with the dataset's train transform."""
-        return self.buffer.get_data(self.args.minibatch_size, transform=self.dataset.train_transform)
+    def draw(self, count: int = 1) -> list[tuple[torch.Tensor, ...]]:
+        """``count`` independent buffer draws of ``minibatch_size``, augmented with the dataset's
+        train transform."""
+        return self.buffer.get_draws(count, self.args.minibatch_size, transform=self.dataset.train_transform)
 

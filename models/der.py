@@ -20,7 +20,7 @@ class Der(ReplayModel):
             outputs = self.net(inputs)
             loss = self.total_loss(ce=self.loss(outputs, labels))
         else:
-            buf_inputs, buf_logits = self.draw()
+            [(buf_inputs, buf_logits)] = self.draw()
             outputs, buf_outputs = self.forward_batches([inputs, buf_inputs])
             loss = self.total_loss(ce=self.loss(outputs, labels),
                                    alpha=self.args.alpha * F.mse_loss(buf_outputs, buf_logits))

@@ -20,7 +20,7 @@ class Derpp(ReplayModel):
             outputs = self.net(inputs)
             loss = self.total_loss(ce=self.loss(outputs, labels))
         else:
-            (x1, _, z1), (x2, y2, _) = self.draw(), self.draw()
+            (x1, _, z1), (x2, y2, _) = self.draw(2)
             outputs, o1, o2 = self.forward_batches([inputs, x1, x2])
             loss = self.total_loss(ce=self.loss(outputs, labels), alpha=self.args.alpha * F.mse_loss(o1, z1),
                                    beta=self.args.beta * self.loss(o2, y2))

@@ -10,7 +10,7 @@ class Er(ReplayModel):
     def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
         stream_labels = labels
         if not self.buffer.is_empty():
-            buf_inputs, buf_labels = self.draw()
+            [(buf_inputs, buf_labels)] = self.draw()
             inputs, labels = torch.cat((inputs, buf_inputs)), torch.cat((labels, buf_labels))
         loss = self.total_loss(ce=self.loss(self.net(inputs), labels))
         self.sgd_step(loss)

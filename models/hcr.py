@@ -41,7 +41,7 @@ class Hcr(ReplayModel):
         else:
             # Four independent draws; the forward passes run in the released order
             # (stream, then draws 1-4), which fixes how BatchNorm statistics evolve.
-            (x1, _, z1), (x2, y2, _), (x3, y3, _), (x4, y4, z4) = (self.draw() for _ in range(4))
+            (x1, _, z1), (x2, y2, _), (x3, y3, _), (x4, y4, z4) = self.draw(4)
             outputs, o1, o2, o3, o4 = self.forward_batches([inputs, x1, x2, x3, x4])
             loss = self.total_loss(
                 ce=self.loss(outputs, labels),

@@ -84,10 +84,18 @@ class Buffer:
         leaving out those never stored. ``transform`` maps a batch of examples to a
         batch, with independent randomness per example (e.g. a fresh crop and flip).
         """
+        return self.get_draws(1, size, transform)[0]
+
+    def get_draws(self, count: int, size: int, transform: Transform | None = None) -> list[tuple[torch.Tensor, ...]]:
+        """``count`` independent draws as ``get_data`` makes them, gathered and transformed
+        together (one gather per field instead of one per draw); the same random slots as
+        ``count`` calls of ``get_data``."""
         if self.is_empty():
             raise ValueError("cannot draw from an empty buffer")
-        choice = torch.randperm(len(self), device=self.device)[: min(size, len(self))]
-        return self._select(choice, transform)
+        n = min(size, len(self))
+        choice = torch.cat([torch.randperm(len(self), device=self.device)[:n] for _ in range(count)])
+        fields = self._select(choice, transform)
+        return list(zip(*(field.split(n) for field in fields), strict=True))
 
     def get_all_data(self, transform: Transform | None = None) -> tuple[torch.Tensor, ...]:
         """Every filled slot, in slot order."""

@@ -64,14 +64,15 @@ def semihard_triplets(
     """
     e = F.normalize(embeddings, p=2, dim=1)
     dist = torch.cdist(e, e, p=2)
-    different = labels.unsqueeze(1) != labels.unsqueeze(0)
-    positive = ~different
+    positive = labels.unsqueeze(1) == labels.unsqueeze(0)
+    # NaN where y_n == y_a: every comparison with it is false, so no separate label mask is needed.
+    negative_dist = dist.masked_fill(positive, float("nan"))
     positive.fill_diagonal_(False)
     # (a, p) pairs first, in lexicographic order; then, per pair, the negatives n: this
     # touches (pairs x n) entries instead of n^3, and the order stays lexicographic in (a, p, n).
     anchor, pos = positive.nonzero().unbind(1)
-    gap = dist.index_select(0, anchor) - dist[anchor, pos].unsqueeze(1)  # gap[k, n] = d(a_k, n) - d(a_k, p_k)
-    pair, neg = (different.index_select(0, anchor) & (gap > 0) & (gap <= margin)).nonzero().unbind(1)
+    gap = negative_dist.index_select(0, anchor) - dist[anchor, pos].unsqueeze(1)  # d(a_k, n) - d(a_k, p_k)
+    pair, neg = ((gap > 0) & (gap <= margin)).nonzero().unbind(1)
     return anchor.index_select(0, pair), pos.index_select(0, pair), neg
 
 
