@@ -12,11 +12,14 @@ batch = minibatch = 10), with a full buffer of 500, it times one training step o
     stack to the device; the stream batch goes through the per-image PIL train transform
     (timed inline: the released loader workers could overlap this part, shown on its own);
     same losses and forward passes as models/hcr.py; insertion by a per-example reservoir loop.
-(b) ours: the TensorLoader batch (uint8 on the device, batched augmentation) and Hcr.observe.
+(b) ours: the TensorLoader batch (uint8 on the device, batched augmentation) and Hcr.observe, as
+    main.py runs it by default: one fused forward pass for a network without BatchNorm (the MLP).
+(b1) ours with one forward pass per batch (--no-fuse_forward), like (a) and (c); timed only where
+    it differs from (b).
 (c) the floor: five forward passes (the stream batch and four draws) with cross-entropy, one
     backward and one SGD step on tensors already on the device.
 
-The variants are interleaved (a, b, c, a, b, c, ...) after warm-up steps; each number is the
+The variants are interleaved (a, b, b1, c, a, ...) after warm-up steps; each number is the
 median over --repeats blocks of --steps steps. Then it times one epoch of task 1 (--epoch_examples
 examples) for sgd, derpp and hcr (dataset.train_loader + model.observe, fresh model and empty
 buffer) and for the released pipeline of hcr. Data are random uint8 images (no files, no network).
@@ -75,15 +78,16 @@ def timed(fn, n: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def make_args(model: str, net: str, opts: argparse.Namespace) -> argparse.Namespace:
-    """The Namespace main.py would build for this model, with explicit hyper-parameters."""
+def make_args(model: str, net: str, opts: argparse.Namespace, separate: bool = False) -> argparse.Namespace:
+    """The Namespace main.py would build for this model, with explicit hyper-parameters
+    (``separate``: with --no-fuse_forward)."""
     batch = NETS[net]["batch"]
     flags = {**HYPER[model], "batch_size": batch, "n_epochs": 1}
     argv = ["--model", model, "--dataset", NETS[net]["dataset"], "--device", opts.device, "--offline"]
     argv += [f"--{f}" for f in ("amp", "channels_last") if getattr(opts, f)]
     if model != "sgd":
         flags.update(buffer_size=BUFFER, minibatch_size=batch)
-        argv += ["--fuse_forward"] if opts.fuse_forward else []
+        argv += ["--fuse_forward"] if opts.fuse_forward else ["--no-fuse_forward"] if separate else []
     return main.parse_args(argv + [str(x) for k, v in flags.items() for x in (f"--{k}", v)],
                            get_all_models(), get_all_datasets())
 
@@ -185,17 +189,22 @@ def bench_steps(net: str, opts: argparse.Namespace, device: torch.device) -> dic
     dataset = make_dataset(net, args, device, opts.epoch_examples)
     released = ReleasedHcr(dataset, args, device)
     ours = get_all_models()["hcr"](dataset.get_backbone(), args, dataset, device)
-    ours.net.train()
-    # Fill both buffers with the same BUFFER examples, so every draw is full from the first step.
+    separate = get_all_models()["hcr"](dataset.get_backbone(), make_args("hcr", net, opts, separate=True),
+                                       dataset, device)
+    # Fill the buffers with the same BUFFER examples, so every draw is full from the first step.
     images, labels = dataset.load()[:2]
     index = torch.arange(BUFFER) % len(labels)
     fill, fill_y, fill_z = images[index].float() / 255, labels[index], torch.randn(BUFFER, 10)
     released.add(fill, fill_y, fill_z)
-    ours.buffer.add_data(fill.to(device), labels=fill_y.to(device), logits=fill_z.to(device))
+    for model in (ours, separate):
+        model.net.train()
+        model.buffer.add_data(fill.to(device), labels=fill_y.to(device), logits=fill_z.to(device))
     loader = dataset.train_loader([0])
     batches = (batch for _ in itertools.count() for batch in loader)  # endless epochs
     variants = {"a": released.step, "b": lambda: ours.observe(*next(batches)),
-                "c": floor_step_fn(dataset, args, device)}
+                "b1": lambda: separate.observe(*next(batches)), "c": floor_step_fn(dataset, args, device)}
+    if not ours.fuse_forward:  # (b) already runs one pass per batch: (b1) would repeat it
+        del variants["b1"]
     for fn in variants.values():
         timed(fn, opts.warmup, device)
     per_step = {k: [] for k in [*variants, "a_stream"]}
@@ -205,7 +214,8 @@ def bench_steps(net: str, opts: argparse.Namespace, device: torch.device) -> dic
             per_step[name].append(timed(fn, opts.steps[net], device) / opts.steps[net])
             if name == "a":
                 per_step["a_stream"].append(released.stream_s / opts.steps[net])
-    return {k: 1000 * statistics.median(v) for k, v in per_step.items()}
+    times = {k: 1000 * statistics.median(v) for k, v in per_step.items()}
+    return {"b1": times["b"], **times}
 
 
 def bench_epochs(net: str, opts: argparse.Namespace, device: torch.device) -> dict[str, float]:
@@ -274,14 +284,17 @@ def run(argv: list[str] | None = None) -> None:
           f"| flags {' '.join(flags)}\n")
     steps = {n: bench_steps(n, opts, device) for n in opts.nets}
     print("| net | batch | (a) released ms/step | (a) img/s | (a) stream PIL ms | (b) ours ms/step | (b) img/s "
-          "| (c) floor ms/step | (c) img/s | b/c | a/b |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| (b1) ours, one pass per batch, ms/step | (c) floor ms/step | (c) img/s | b/c | b1/c | a/b |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, t in steps.items():
         batch = NETS[n]["batch"]
         rate = {k: 1000 * batch / t[k] for k in "abc"}
         print(f"| {n} | {batch} | {t['a']:.2f} | {rate['a']:.0f} | {t['a_stream']:.2f} | {t['b']:.2f} "
-              f"| {rate['b']:.0f} | {t['c']:.2f} | {rate['c']:.0f} | {t['b'] / t['c']:.2f} | {t['a'] / t['b']:.2f} |")
-    print("\n(a) stream PIL: the part of (a) spent making the stream batch; loader workers can overlap it.")
+              f"| {rate['b']:.0f} | {t['b1']:.2f} | {t['c']:.2f} | {rate['c']:.0f} | {t['b'] / t['c']:.2f} "
+              f"| {t['b1'] / t['c']:.2f} | {t['a'] / t['b']:.2f} |")
+    print("\n(b) runs main.py's default: one fused forward pass for networks without BatchNorm (the MLP),")
+    print("one pass per batch otherwise; (b1) forces one pass per batch (--no-fuse_forward), as (c) does.")
+    print("(a) stream PIL: the part of (a) spent making the stream batch; loader workers can overlap it.")
     print("img/s counts the stream images of a step (batch size), not the buffer draws.\n")
     epochs = {n: bench_epochs(n, opts, device) for n in opts.nets}
     print(f"| net | epoch steps ({opts.epoch_examples} examples) | sgd s | derpp s | hcr s | hcr released s |")

@@ -325,6 +325,33 @@ def test_transform_applies_to_examples_only_and_per_call():
     assert not torch.equal(first, second), "the transform must run afresh on every draw"
 
 
+def test_get_draws_equal_repeated_get_data():
+    """``get_draws(k, m)`` takes the same slots as k calls of ``get_data(m)`` (same random
+    stream), returns each draw's fields consistent, and transforms all of them in one call."""
+    buffer = Buffer(30)
+    _stream(buffer, [45])
+    torch.manual_seed(11)
+    one_by_one = [buffer.get_data(7) for _ in range(4)]
+    torch.manual_seed(11)
+    calls = []
+
+    def record(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return x
+
+    together = buffer.get_draws(4, 7, transform=record)
+    assert calls == [28]
+    assert len(together) == 4
+    for single, draw in zip(one_by_one, together, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(single, draw, strict=True))
+        ids = _check_consistent(draw)
+        assert len(set(ids)) == 7
+    assert len({tuple(d[1].tolist()) for d in together}) == 4, "the draws are independent"
+    small = Buffer(30)
+    _stream(small, [5])
+    assert [len(d[0]) for d in small.get_draws(3, 7)] == [5, 5, 5], "each draw is clamped to the filled part"
+
+
 def test_get_all_data_in_slot_order():
     buffer = Buffer(8)
     _stream(buffer, [5])

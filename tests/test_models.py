@@ -160,6 +160,26 @@ def test_fused_forward_matches_separate_passes_without_batchnorm():
     torch.testing.assert_close(loss_fused, loss_separate, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("flag,backbone,expected", [
+    (None, "mlp", True), (None, "resnet18", False),  # default: fuse only without BatchNorm
+    (True, "resnet18", True), (False, "mlp", False),  # --fuse_forward / --no-fuse_forward
+])
+def test_fuse_forward_default_depends_on_batchnorm(flag, backbone, expected):
+    from backbone.resnet18 import ResNet18
+
+    model = make_model("hcr", fuse_forward=flag)
+    if backbone == "resnet18":
+        model.set_network(ResNet18(10))
+    assert model.fuse_forward is expected
+    if backbone == "resnet18":
+        return  # the fmnist batches below do not fit ResNet-18
+    calls = []
+    model.net.register_forward_hook(lambda *_: calls.append(1))
+    fill(model, steps=1)
+    model.observe(*batch(seed=22))
+    assert len(calls) == 1 + (1 if expected else 5)  # first step: empty buffer, stream only
+
+
 def test_speed_flags_keep_the_network_function():
     from backbone.resnet18 import ResNet18
     from models.continual_model import FastForward
