@@ -103,6 +103,12 @@ def test_correlation_congruence_hand_made_2x2():
     assert correlation_congruence(student, student).item() == 0.0
 
 
+def test_correlation_congruence_needs_a_kernel_term():
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="order"):
+        correlation_congruence(x, x, order=0)
+
+
 # --------------------------------------------------------------------------- consecutive correlation
 
 
