@@ -1,9 +1,10 @@
 """Hierarchical Correlations Replay (HCR_REFERENCE.md section 3).
 
 Stream cross-entropy plus, on four independent buffer draws (each with its own forward
-pass, in this order; fused into one pass for networks without BatchNorm): alpha * (correlation congruence + consecutive correlation) against
-the stored logits, beta * replayed cross-entropy, sigmoid * triplet softmax loss, and
-gamma * the instance-level correlation (ICR) term. With --icr_mode faithful (default) the
+pass, in this order; fused into one pass for networks without BatchNorm): alpha *
+(correlation congruence + consecutive correlation) against the stored logits, beta * replayed
+cross-entropy, sigmoid * triplet softmax loss, and gamma * the instance-level correlation (ICR)
+term. With --icr_mode faithful (default) the
 ICR term is the released code's constant: it enters the reported loss, not the update.
 """
 import torch
