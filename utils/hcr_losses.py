@@ -29,14 +29,20 @@ def correlation_congruence(student: Tensor, teacher: Tensor, gamma: float = 2.0,
     """
     if order < 1:
         raise ValueError(f"the kernel expansion needs order >= 1, got {order}")
-    n = student.shape[0]
-    x = F.normalize(torch.cat([student, teacher.to(student.dtype)]), dim=1).view(2, n, -1)
+    x = _normalized_pair(student, teacher)
     sim = torch.bmm(x, x.transpose(1, 2))  # (2, n, n): S_s and S_t
     coefficients = [math.exp(-2 * gamma) * (2 * gamma) ** p / math.factorial(p) for p in range(1, order + 1)]
     kernel = sim * coefficients[-1]
     for c in reversed(coefficients[:-1]):
         kernel = (kernel + c) * sim
     return F.mse_loss(kernel[0], kernel[1])
+
+
+def _normalized_pair(student: Tensor, teacher: Tensor) -> Tensor:
+    """Row-normalised student and teacher stacked as (2, n, d), in one normalisation: on draws
+    of a few dozen rows the per-op overhead, not the arithmetic, is the cost."""
+    stacked = torch.cat([student, teacher.to(student.dtype)])
+    return F.normalize(stacked, dim=1).view(2, student.shape[0], -1)
 
 
 def consecutive_correlation(student: Tensor, teacher: Tensor) -> Tensor:
@@ -147,8 +153,7 @@ def triplet_distribution_kl(
 def _icr_logits(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, margin: float) -> Tensor:
     """``u = (d_an - d_ap) / 4`` (so ``q = sigmoid(u)``) on the semihard triplets mined on the
     normalised student: a (2, N) tensor, row 0 the student's, row 1 the teacher's."""
-    n = student_logits.shape[0]
-    st = F.normalize(torch.cat([student_logits, teacher_logits.to(student_logits.dtype)]), dim=1).view(2, n, -1)
+    st = _normalized_pair(student_logits, teacher_logits)
     triplets = semihard_triplets(st[0], labels, margin)
     if triplets[0].numel() == 0:
         return st.new_zeros(2, 0)
