@@ -87,7 +87,10 @@ def make_args(model: str, net: str, opts: argparse.Namespace, separate: bool = F
     argv += [f"--{f}" for f in ("amp", "channels_last") if getattr(opts, f)]
     if model != "sgd":
         flags.update(buffer_size=BUFFER, minibatch_size=batch)
-        argv += ["--fuse_forward"] if opts.fuse_forward else ["--no-fuse_forward"] if separate else []
+        if separate:  # (b1): one pass per batch whatever --fuse_forward says
+            argv.append("--no-fuse_forward")
+        elif opts.fuse_forward:
+            argv.append("--fuse_forward")
     return main.parse_args(argv + [str(x) for k, v in flags.items() for x in (f"--{k}", v)],
                            get_all_models(), get_all_datasets())
 
