@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny CIFAR-10 in the official layout, and the Fashion-MNIST files of Debian."""
+import os
 import pickle
 from pathlib import Path
 
@@ -14,6 +15,12 @@ CIFAR_PER_CLASS = {**{name: 20 for name in CIFAR_TRAIN_BATCHES}, "test_batch": 5
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                 "t10k-labels-idx1-ubyte")
+
+
+def subprocess_env() -> dict:
+    """Environment of a ``main.py`` (or script) subprocess: one intra-op thread, since tests run
+    several at once on a small machine, and no bytecode files written into the tree."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def write_cifar10(data_path: Path, seed: int = 0) -> Path:

@@ -1,16 +1,14 @@
 """scripts/benchmark.py runs without data files and prints its two Markdown tables."""
-import os
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import REPO, subprocess_env
 
 
 def test_benchmark_smoke_run_prints_the_tables():
     cmd = [sys.executable, "scripts/benchmark.py", "--nets", "mlp", "--steps", "2", "--repeats", "1", "--warmup", "1",
            "--device", "cpu", "--threads", "1", "--epoch_examples", "40"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     step_header = next(line for line in lines if line.startswith("| net | batch |"))

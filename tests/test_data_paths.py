@@ -8,8 +8,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO
-from tests.test_main import _env
+from tests.conftest import REPO, subprocess_env
 
 FINAL = re.compile(r"Accuracy for 5 task\(s\): \[Class-IL\]: ([\d.]+) % \[Task-IL\]: ([\d.]+) %")
 
@@ -20,7 +19,7 @@ def test_pil_and_tensor_loaders_reach_the_same_accuracy(fmnist_dir, tmp_path):
             [sys.executable, "main.py", "--model", "er", "--dataset", "seq-fmnist", "--buffer_size", "200",
              "--load_best_args", "--seed", "0", "--loader", loader, "--num_workers", "0", "--offline",
              "--data_path", str(tmp_path / "data"), "--results_path", str(tmp_path / loader)],
-            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for loader in ("tensor", "pil")
     }
     accuracy = {}

@@ -1,6 +1,5 @@
 """hcr from the command line: its best arguments and end-to-end runs on real Fashion-MNIST."""
 import csv
-import os
 import re
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import pytest
 import main
 from datasets import get_all_datasets
 from models import get_all_models
-from tests.conftest import REPO
+from tests.conftest import REPO, subprocess_env
 
 # HCR_REFERENCE.md section 5: (lr, alpha, beta, gamma, sigmoid); batch = minibatch = 32, 50 epochs.
 RELEASED = {200: (0.01, 0.01, 0.9, 0.5, 0.01), 500: (0.03, 0.01, 0.3, 0.5, 0.01), 5120: (0.03, 0.5, 0.3, 0.5, 0.5)}
@@ -31,8 +30,7 @@ def test_hcr_end_to_end_on_fashion_mnist(fmnist_dir, tmp_path, mode):
     cmd = [sys.executable, "main.py", "--model", "hcr", "--dataset", "seq-fmnist", "--buffer_size", "200",
            "--load_best_args", "--minibatch_size", "32", "--icr_mode", mode, "--seed", "0", "--debug_mode",
            "--offline", "--csv_log", "--results_path", str(tmp_path)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Accuracy for 5 task(s)" in done.stdout
     losses = [float(v) for v in re.findall(r"\| loss (\S+) \|", done.stderr)]

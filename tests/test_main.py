@@ -1,6 +1,5 @@
 """Tests of main.py: argument parsing, best arguments, errors, and end-to-end runs (subprocess)."""
 import csv
-import os
 import re
 import subprocess
 import sys
@@ -12,17 +11,12 @@ import torch
 import main
 from datasets import get_all_datasets
 from models import get_all_models
-from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO
+from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO, subprocess_env
 from utils.best_args import BEST_ARGS
 
 MODELS, DATASETS = get_all_models(), get_all_datasets()
 E2E_MODELS = ("sgd", "joint")
 TAGS_PER_SETTING = ["acc_mean"] + [f"acc_task{i:02d}" for i in range(1, 6)]
-
-
-def _env() -> dict:
-    # one intra-op thread per run: the two end-to-end runs share two cores
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _cifar_argv(model: str, data_path, results_path) -> list[str]:
@@ -108,8 +102,8 @@ def e2e(cifar10_path, tmp_path_factory) -> dict:
     def start(name: str, argv_for) -> None:
         folder = tmp_path_factory.mktemp(name)
         cmd = [sys.executable, "main.py", *argv_for(folder)]
-        procs[name] = (subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True), folder)
+        procs[name] = (subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True), folder)
 
     def finish(name: str) -> None:
         proc, folder = procs[name]

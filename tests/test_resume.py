@@ -2,7 +2,6 @@
 result writes, and bad input (one line, exit status 2, nothing written)."""
 import csv
 import multiprocessing
-import os
 import shutil
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import torch
 import main
 from datasets import get_all_datasets
 from models import get_all_models
-from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO
+from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO, subprocess_env
 from utils.checkpoint import load_checkpoint
 from utils.loggers import append_row
 
@@ -60,8 +59,8 @@ def _argv(data: Path, results: Path, *extra: str) -> list[str]:
 
 def _start(argv: list[str], script: str | None = None) -> subprocess.Popen:
     cmd = [sys.executable, *(["-c", script] if script else ["main.py"]), *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
