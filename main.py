@@ -113,6 +113,20 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def use_deterministic_kernels() -> None:
+    """Deterministic kernels, so that a seeded CPU run repeats bit for bit (the backward of
+    gathers with repeated indices, in the triplet terms, otherwise accumulates in a
+    thread-dependent order).
+
+    The same switch as ``torch.use_deterministic_algorithms(True)`` without the Inductor
+    config that function imports (3 s; nothing here is compiled). Fresh memory is not
+    filled with NaN: no kernel here reads memory it has not written, and the fills were
+    some 150 extra small ops per HCR step.
+    """
+    torch.set_deterministic_debug_mode("error")
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
 def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
     from utils.checkpoint import (
         checkpoint_dir,
@@ -132,9 +146,7 @@ def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
     if args.seed is not None:
         set_seed(args.seed)
     if device.type == "cpu":
-        # Backward of gathers with repeated indices (triplet terms) otherwise accumulates in a
-        # thread-dependent order: a seeded CPU run must repeat bit for bit.
-        torch.use_deterministic_algorithms(True)
+        use_deterministic_kernels()
     dataset = datasets[args.dataset](args, device)
     resume, resume_path = None, None
     if args.resume is not None:  # checked before the data is loaded: a bad checkpoint fails fast

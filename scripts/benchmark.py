@@ -277,7 +277,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(f"benchmark.py: error: {e}")
     torch.set_num_threads(opts.threads)
     if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)  # as main.py does on CPU
+        main.use_deterministic_kernels()  # as main.py does on CPU
     main.set_seed(opts.seed)
     cuda = device.type == "cuda"
     opts.steps = {n: opts.steps or NETS[n]["default_steps"][cuda] for n in opts.nets}

@@ -186,10 +186,11 @@ def test_resume_auto_without_checkpoint(runs):
 
 @pytest.fixture
 def restore_determinism():
-    """main.run switches deterministic algorithms on for CPU runs: undo it for later tests."""
-    previous = torch.are_deterministic_algorithms_enabled()
+    """main.run switches deterministic kernels on for CPU runs: undo it for later tests."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
     yield
-    torch.use_deterministic_algorithms(previous)
+    torch.use_deterministic_algorithms(previous[0])
+    torch.utils.deterministic.fill_uninitialized_memory = previous[1]
 
 
 def test_non_finite_loss_stops_with_one_line(tmp_path, capsys, monkeypatch, restore_determinism):

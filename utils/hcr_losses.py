@@ -78,7 +78,10 @@ def semihard_triplets(
     # touches (pairs x n) entries instead of n^3, and the order stays lexicographic in (a, p, n).
     anchor, pos = positive.nonzero().unbind(1)
     gap = negative_dist.index_select(0, anchor) - dist[anchor, pos].unsqueeze(1)  # d(a_k, n) - d(a_k, p_k)
-    pair, neg = ((gap > 0) & (gap <= margin)).nonzero().unbind(1)
+    # 0 < gap <= margin as 0/1 floats, in place: on CPU, comparisons that keep the dtype run
+    # several times faster than ones that write a new bool tensor. NaN compares false.
+    within_margin = gap.clone().le_(margin)
+    pair, neg = gap.gt_(0).mul_(within_margin).bool().nonzero().unbind(1)
     return anchor.index_select(0, pair), pos.index_select(0, pair), neg
 
 
@@ -88,10 +91,11 @@ def _triplet_distances(e: Tensor, triplets: tuple[Tensor, Tensor, Tensor]) -> tu
 
     Read from the matrix of all pairwise differences' norms: its size does not grow with the
     number of triplets (thousands on some draws), and the backward pass scatters one scalar per
-    triplet instead of a row."""
+    triplet instead of a row. ``cdist`` without its matrix-product shortcut computes exactly
+    ``||e_i - e_j||``, in one kernel each way."""
     anchor, pos, neg = triplets
     n = e.shape[-2]
-    dist = (e.unsqueeze(-2) - e.unsqueeze(-3)).norm(dim=-1).flatten(-2)  # [.., i * n + j] = ||e_i - e_j||
+    dist = torch.cdist(e, e, compute_mode="donot_use_mm_for_euclid_dist").flatten(-2)  # [.., i * n + j]
     row = anchor * n
     return dist.index_select(-1, torch.cat([row + pos, row + neg])).chunk(2, dim=-1)
 
