@@ -103,6 +103,33 @@ def test_correlation_congruence_hand_made_2x2():
     assert correlation_congruence(student, student).item() == 0.0
 
 
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_correlation_congruence_gradient_matches_finite_differences(order):
+    """The hand-written backward against numerical derivatives of the forward."""
+    g = torch.Generator().manual_seed(order)
+    s = torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: correlation_congruence(x, t, gamma=1.5, order=order), (s,))
+
+
+def test_correlation_congruence_gradient_at_a_zero_row_matches_autograd_of_the_formula():
+    """F.normalize clamps a zero row's norm to eps: the gradient must follow that clamp."""
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    s[2] = 0.0
+    s.requires_grad_()
+    t = torch.randn(6, 4, generator=g, dtype=torch.float64)
+
+    def kernel(x):
+        e = torch.nn.functional.normalize(x, dim=1)
+        sim = e @ e.T
+        return sum(math.exp(-4) * 4**p / math.factorial(p) * sim**p for p in range(4))
+
+    expected = torch.autograd.grad(((kernel(s) - kernel(t)) ** 2).mean(), s)[0]
+    actual = torch.autograd.grad(correlation_congruence(s, t), s)[0]
+    torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-10 * expected.abs().max().item())
+
+
 def test_correlation_congruence_needs_a_kernel_term():
     x = torch.randn(4, 3)
     with pytest.raises(ValueError, match="order"):
