@@ -47,7 +47,7 @@ import main  # noqa: E402
 from datasets import get_all_datasets  # noqa: E402
 from datasets.continual_dataset import ContinualDataset, PILDataset  # noqa: E402
 from models import get_all_models  # noqa: E402
-from models.continual_model import build_network  # noqa: E402
+from models.continual_model import PlainSGD, build_network  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 from utils.hcr_losses import (  # noqa: E402
     consecutive_correlation,
@@ -173,7 +173,7 @@ class ReleasedHcr:
 def floor_step_fn(dataset: ContinualDataset, args: argparse.Namespace, device: torch.device):
     """(c): five forward passes with cross-entropy, one backward, one SGD step; data already on device."""
     net = build_network(dataset.get_backbone(), args, device).train()
-    opt = torch.optim.SGD(net.parameters(), lr=args.lr)
+    opt = PlainSGD(net.parameters(), lr=args.lr)  # the update of (b)
     shape = dataset.load()[0].shape[1:]
     sizes = [args.batch_size] + 4 * [args.minibatch_size]  # the stream batch and the four draws
     # Through the train transform once (not timed), so the passes see the memory layout of (b): the

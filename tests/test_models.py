@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from datasets import get_all_datasets
 from models import get_all_models
+from models.continual_model import PlainSGD
 from utils.hcr_losses import (
     consecutive_correlation,
     correlation_congruence,
@@ -197,3 +198,26 @@ def test_speed_flags_keep_the_network_function():
     # bf16 keeps 8 bits of mantissa: close to, but not equal to, the float32 outputs
     torch.testing.assert_close(out, expected, rtol=0.05, atol=0.05)
     assert not torch.equal(out, expected)
+
+
+def test_plain_sgd_updates_exactly_as_torch_optim_sgd():
+    """Three steps of PlainSGD and of torch.optim.SGD (defaults) from the same weights on the same
+    batches give bit-identical weights; a parameter without gradient stays as it is."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    frozen = torch.nn.Linear(2, 2)  # never in the loss: its .grad stays None
+    twin, twin_frozen = copy.deepcopy(net), copy.deepcopy(frozen)
+    ours = PlainSGD([*net.parameters(), *frozen.parameters()], lr=0.1)
+    reference = torch.optim.SGD([*twin.parameters(), *twin_frozen.parameters()], lr=0.1)
+    for step in range(3):
+        x, y = torch.randn(4, 6), torch.tensor([0, 1, 2, step % 3])
+        for model, opt in ((net, ours), (twin, reference)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    for a, b in zip([*net.parameters(), *frozen.parameters()], [*twin.parameters(), *twin_frozen.parameters()],
+                    strict=True):
+        assert torch.equal(a, b)
+    assert all(p.grad is not None for p in net.parameters())
+    ours.zero_grad()
+    assert all(p.grad is None for p in net.parameters())

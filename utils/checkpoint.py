@@ -1,7 +1,8 @@
 """Task-boundary checkpoints: written atomically, checked against the run's arguments on load.
 
-A checkpoint holds everything a run carries from one task to the next (network, optimiser,
-buffer, accuracy history, every random generator), taken right after a task's evaluation:
+A checkpoint holds everything a run carries from one task to the next (network, buffer,
+accuracy history, every random generator; plain SGD has no state of its own, and its learning
+rate is one of the arguments checked on load), taken right after a task's evaluation:
 a run resumed from it repeats the uninterrupted run bit for bit (on CPU).
 """
 import hashlib
@@ -51,7 +52,7 @@ def set_rng_state(state: dict) -> None:
 
 def model_state(model: torch.nn.Module) -> dict:
     """The learner's state that carries across tasks, and the random generators."""
-    state = {"net": model.net.state_dict(), "opt": model.opt.state_dict(), "rng": rng_state()}
+    state = {"net": model.net.state_dict(), "rng": rng_state()}
     if hasattr(model, "buffer"):
         state["buffer"] = model.buffer.state_dict()
     return state
@@ -59,7 +60,6 @@ def model_state(model: torch.nn.Module) -> dict:
 
 def restore_model(model: torch.nn.Module, state: dict) -> None:
     model.net.load_state_dict(state["net"])
-    model.opt.load_state_dict(state["opt"])
     if "buffer" in state:
         model.buffer.load_state_dict(state["buffer"])
     set_rng_state(state["rng"])  # last: building the model drew from the generators
