@@ -1,7 +1,7 @@
 """Hyper-parameter search for hcr on seq-fmnist, on the validation split (--validation).
 
 Runs a small grid per buffer size (seed 0, 1 epoch, batch 10 as mammoth's seq-mnist
-entries), two runs at a time with one torch thread each; then reruns the best TOP
+entries), one run per core with one torch thread each; then reruns the best TOP
 configurations per buffer size with seeds 1 and 2 as well, since single-seed differences
 of a point are within seed noise, and chooses by the mean over the three seeds. Prints
 Markdown tables of final class-IL validation accuracy: the grid, and the confirmation.
@@ -38,7 +38,8 @@ def run(results: Path, buffer_size: int, seed: int, config: dict) -> None:
 
 
 def run_missing(results: Path, csv: Path, jobs: list[tuple[int, int, dict]]) -> pd.DataFrame:
-    """Run the (buffer, seed, config) jobs that have no row in ``csv`` yet, two at a time; the table."""
+    """Run the (buffer, seed, config) jobs that have no row in ``csv`` yet, one per core; return
+    the table of all runs."""
     done = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=KEY)
     todo = [(b, s, c) for b, s, c in jobs
             if not (done[KEY] == pd.Series({"buffer_size": b, "seed": s, **c})).all(axis=1).any()]
@@ -67,8 +68,8 @@ def main() -> None:
     confirm = [(row.buffer_size, s, {k: getattr(row, k) for k in GRID})
                for row in top.itertuples() for s in CONFIRM_SEEDS]
     table = run_missing(results, csv, confirm)
-    chosen = table.merge(top[["buffer_size", *GRID]])  # the top configurations, every seed
-    seeds = chosen.pivot_table(index=["buffer_size", *GRID], columns="seed", values="class_il_val")
+    top_runs = table.merge(top[["buffer_size", *GRID]])  # the top configurations, every seed
+    seeds = top_runs.pivot_table(index=["buffer_size", *GRID], columns="seed", values="class_il_val")
     seeds.columns = [f"seed {s}" for s in seeds.columns]
     seeds["mean"], seeds["std"] = seeds.mean(axis=1), seeds.std(axis=1)
     seeds = seeds.reset_index().sort_values(["buffer_size", "mean"], ascending=[True, False])
