@@ -23,7 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 GRID = {"lr": (0.03, 0.1), "minibatch_size": (10, 64), "alpha": (0.01, 0.1), "beta": (0.5, 1.0)}
 FIXED = {"sigmoid": 0.1, "gamma": 0.5, "batch_size": 10, "n_epochs": 1}
-BUFFERS = (200, 500)  # 5120 takes the configuration chosen at 500 (not searched: CPU time)
+BUFFERS = (200, 500, 5120)
 GRID_SEED, CONFIRM_SEEDS, TOP = 0, (1, 2), 4
 KEY = ["buffer_size", "seed", *GRID]
 FORMATS = {"buffer_size": "g", "seed": "g", **dict.fromkeys(GRID, "g")}

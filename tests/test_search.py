@@ -26,16 +26,17 @@ def test_grid_then_confirmation_of_the_best_four_chosen_by_the_three_seed_mean(t
     search.main()
 
     configs = [dict(zip(search.GRID, v, strict=True)) for v in itertools.product(*search.GRID.values())]
-    assert sorted(s for s in started if s[1] == 0) == sorted((b, 0, tuple(c.values())) for b in (200, 500)
-                                                             for c in configs)
-    assert len(started) == 32 + 2 * 4 * 2  # the grid, then 4 configurations per buffer with seeds 1 and 2
+    grid = [(b, 0, tuple(c.values())) for b in search.BUFFERS for c in configs]
+    assert sorted(s for s in started if s[1] == 0) == sorted(grid)
+    assert len(started) == len(grid) + len(search.BUFFERS) * 4 * 2  # then 4 configurations per buffer, seeds 1, 2
     chosen = capsys.readouterr().out.split("chosen (best mean) per buffer size:")[1]
-    for buffer_size in (200, 500):
+    for buffer_size in search.BUFFERS:
         top = sorted(configs, key=lambda c: -fake_accuracy(buffer_size, 0, c))[:4]
         best = max(top, key=lambda c: sum(fake_accuracy(buffer_size, s, c) for s in (0, 1, 2)))
         assert best["beta"] == 0.5  # seed 0 alone would have chosen beta 1.0
         row = next(line for line in chosen.splitlines() if line.startswith(f"| {buffer_size:13d} |"))
         assert [float(x) for x in row.strip("|").split("|")[1:5]] == [best[k] for k in search.GRID]
 
+    runs = len(started)
     search.main()  # everything is in the CSV: nothing runs again
-    assert len(started) == 48
+    assert len(started) == runs

@@ -50,7 +50,6 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
         "hcr": {
             200: _fmnist(0.03, minibatch_size=10, alpha=0.1, beta=1.0, gamma=0.5, sigmoid=0.1),
             500: _fmnist(0.03, minibatch_size=64, alpha=0.1, beta=1.0, gamma=0.5, sigmoid=0.1),
-            # not searched (CPU time): the configuration chosen at 500
             5120: _fmnist(0.03, minibatch_size=64, alpha=0.1, beta=1.0, gamma=0.5, sigmoid=0.1),
         },
     },
