@@ -33,6 +33,8 @@ def build(checkout: Path, main_argv: list[str], warmup_steps: int) -> tuple:
         main.use_deterministic_kernels()
         main.set_seed(args.seed)
         device = torch.device("cpu")
+        if args.num_workers is None:  # as main.run sets it (used by --loader pil)
+            args.num_workers = main.default_num_workers(device)
         dataset = all_datasets[args.dataset](args, device)
         dataset.prepare()
         model = all_models[args.model](dataset.get_backbone(), args, dataset, device)
