@@ -6,10 +6,12 @@
     python cifar.py --preset released                      # the released cifar.py's single run
 
 Everything after ``--`` is passed to every main.py run verbatim. Each run has a key (dataset, model,
-buffer, seed and a hash of all its arguments) and a folder ``<results>/runs/<key>/`` holding its log.txt,
-its own CSV files (main.py --results_path) and, once main.py has exited 0, done.json. A run with a
-done.json is skipped, so rerunning an interrupted grid finishes only what is missing; a run folder
-without done.json is cleared and redone, so every finished run contributes exactly one row.
+buffer, seed and a hash of all its arguments, the values utils/best_args.py gives it included) and a
+folder ``<results>/runs/<key>/`` holding its log.txt, its own CSV files (main.py --results_path) and,
+once main.py has exited 0, done.json. A run with a done.json is skipped, so rerunning an interrupted
+grid finishes only what is missing; a run folder without done.json is cleared and redone, so every
+finished run contributes exactly one row. When an entry of utils/best_args.py changes, its runs get
+new keys: they run again, and the table leaves out the runs made with the old values.
 Launchers: ``local`` (subprocesses, --jobs at once), ``submitit-local`` (submitit's local executor,
 the code path of ``slurm``) and ``slurm`` (a job array; logs in <results>/submitit/).
 The table: mean and sample standard deviation (ddof=1) over seeds of the accuracy after the last task.
@@ -55,29 +57,37 @@ class Run:
     buffer: int | None
     seed: int
     extra: tuple[str, ...] = ()
+    best_args: tuple[tuple[str, float], ...] = ()  # the run's entry of utils/best_args.py, sorted
 
     @property
     def key(self) -> str:
-        digest = hashlib.sha1(json.dumps([self.dataset, self.model, self.buffer, self.seed, self.extra]).encode())
+        digest = hashlib.sha1(json.dumps([self.dataset, self.model, self.buffer, self.seed, self.extra,
+                                          self.best_args]).encode())
         buffer = "nobuf" if self.buffer is None else f"b{self.buffer}"
         return f"{self.dataset}-{self.model}-{buffer}-s{self.seed}-{digest.hexdigest()[:8]}"
 
 
-def plan(dataset: str, models: list[str], buffers: list[int], seeds: list[int], extra: list[str]) -> list[Run]:
-    """The grid: buffer-free models once per seed, replay models once per buffer and seed. KeyError
-    (main.py would fail) when utils/best_args.py has no entry for a (model, buffer)."""
+def best_args_of(dataset: str, model: str, buffer: int | None) -> tuple[tuple[str, float], ...]:
+    """The entry of utils/best_args.py that --load_best_args gives the run, sorted. KeyError (main.py
+    would fail) when there is none."""
     from models import get_all_models
-    from models.continual_model import ReplayModel
     from utils.best_args import lookup
 
+    name = getattr(get_all_models().get(model), "BEST_ARGS_MODEL", model)
+    return tuple(sorted(lookup(dataset, name, buffer).items()))
+
+
+def plan(dataset: str, models: list[str], buffers: list[int], seeds: list[int], extra: list[str]) -> list[Run]:
+    """The grid: buffer-free models once per seed, replay models once per buffer and seed. KeyError
+    when utils/best_args.py has no entry for a (model, buffer)."""
+    from models import get_all_models
+    from models.continual_model import ReplayModel
+
     classes = get_all_models()
-    runs = [Run(dataset, model, buffer, seed, tuple(extra))
+    return [Run(dataset, model, buffer, seed, tuple(extra), best_args_of(dataset, model, buffer))
             for model in dict.fromkeys(models)
             for buffer in (sorted(set(buffers)) if issubclass(classes[model], ReplayModel) else [None])
             for seed in dict.fromkeys(seeds)]
-    for run in runs:
-        lookup(dataset, getattr(classes[run.model], "BEST_ARGS_MODEL", run.model), run.buffer)
-    return runs
 
 
 def command(run: Run, results: Path) -> list[str]:
@@ -192,16 +202,31 @@ def launch_submitit(runs: list[Run], results: Path, args: argparse.Namespace) ->
     return outcomes
 
 
+def is_current(info: dict) -> bool:
+    """Whether a finished run (its done.json) was made with the best arguments utils/best_args.py
+    gives it now: its key is the one the run would get today."""
+    try:
+        best = best_args_of(info["dataset"], info["model"], info["buffer"])
+    except KeyError:  # the entry is gone
+        return False
+    run = Run(info["dataset"], info["model"], info["buffer"], info["seed"], tuple(info["extra"]), best)
+    return run.key == info["key"]
+
+
 def collect(results: Path, dataset: str):
-    """One row per finished run of ``dataset``: its accuracies after the last task, BWT and forgetting."""
+    """One row per finished run of ``dataset`` made with the current best arguments: its accuracies
+    after the last task, BWT and forgetting."""
     import pandas as pd
 
     from utils.loggers import csv_path
 
-    rows = []
+    rows, stale = [], 0
     for marker in sorted((results / "runs").glob("*/done.json")):
         info = json.loads(marker.read_text())
         if info["dataset"] != dataset:
+            continue
+        if not is_current(info):
+            stale += 1
             continue
         row = {"key": info["key"], "model": info["model"], "buffer_size": info["buffer"], "seed": info["seed"],
                "flags": shlex.join(info["extra"])}
@@ -211,6 +236,9 @@ def collect(results: Path, dataset: str):
             if setting == "class-il":
                 row["bwt"], row["forgetting"] = last["backward_transfer"], last["forgetting"]
         rows.append(row)
+    if stale:
+        print(f"left out {stale} finished run(s) made with other values than utils/best_args.py gives now",
+              file=sys.stderr)
     frame = pd.DataFrame(rows, columns=["key", "model", "buffer_size", "seed", "flags", "class_il", "task_il",
                                         "bwt", "forgetting"])
     frame["buffer_size"] = frame["buffer_size"].astype("Int64")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-GRID = {"lr": (0.03, 0.1), "minibatch_size": (10, 64), "alpha": (0.01, 0.1), "beta": (0.5, 1.0)}
+GRID = {"lr": (0.01, 0.03, 0.1), "minibatch_size": (10, 64), "alpha": (0.01, 0.1, 0.5), "beta": (0.5, 1.0, 2.0)}
 FIXED = {"sigmoid": 0.1, "gamma": 0.5, "batch_size": 10, "n_epochs": 1}
 BUFFERS = (200, 500, 5120)
 GRID_SEED, CONFIRM_SEEDS, TOP = 0, (1, 2), 4

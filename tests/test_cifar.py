@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import cifar
+from utils import best_args
 
 FMNIST_EXTRA = ["--debug_mode", "--offline", "--n_epochs", "1"]
 GRID = ["--dataset", "seq-fmnist", "--models", "sgd", "er", "--buffers", "200"]
@@ -230,3 +232,20 @@ def test_table_equals_the_csv_rows_by_hand(fmnist_grid):
 
     code, out = _main(["--summarize", "--dataset", "seq-fmnist", "--results", str(results)])
     assert code == 0 and markdown in out
+
+
+def test_changed_best_arguments_make_new_runs_and_leave_the_old_ones_out(fmnist_grid, tmp_path, monkeypatch,
+                                                                        capsys):
+    results = tmp_path / "grid"
+    shutil.copytree(fmnist_grid[0], results)
+    er = dict(best_args.BEST_ARGS["seq-fmnist"]["er"])
+    er[200] = {**er[200], "lr": er[200]["lr"] * 2}
+    monkeypatch.setitem(best_args.BEST_ARGS["seq-fmnist"], "er", er)
+
+    code, out = _main([*GRID, "--seeds", "0", "1", "--results", str(results), "--dry_run", "--", *FMNIST_EXTRA])
+    assert code == 0 and "4 runs, 2 of them finished" in out  # sgd is unchanged, er runs again
+    assert all(line.endswith("# done") == ("--model sgd" in line) for line in out.splitlines()[:-1])
+
+    code, out = _main(["--summarize", "--dataset", "seq-fmnist", "--results", str(results)])
+    assert code == 0 and "| sgd | - |" in out and "| er |" not in out
+    assert "left out 2 finished run(s)" in capsys.readouterr().err
