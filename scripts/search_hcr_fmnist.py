@@ -25,6 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from utils.loggers import append_row  # noqa: E402
+
 GRID = {"lr": (0.01, 0.03, 0.1), "minibatch_size": (10, 64), "alpha": (0.01, 0.1, 0.5), "beta": (0.5, 1.0, 2.0)}
 FIXED = {"sigmoid": 0.1, "gamma": 0.5, "batch_size": 10, "n_epochs": 1}
 BUFFERS = (200, 500, 5120)
@@ -33,23 +36,35 @@ KEY = ["buffer_size", "seed", *GRID]
 FORMATS = {"buffer_size": "g", "seed": "g", **dict.fromkeys(GRID, "g")}
 
 
-def run(results: Path, buffer_size: int, seed: int, config: dict) -> None:
+def run(results: Path, buffer_size: int, seed: int, config: dict) -> bool:
+    """One main.py run; False when it diverged (main.py stops at the first non-finite loss with exit
+    status 1: with a large lr and alpha the consecutive correlation of raw logits can blow up)."""
     flags = {**FIXED, **config, "buffer_size": buffer_size, "seed": seed}
     cmd = [sys.executable, str(ROOT / "main.py"), "--model", "hcr", "--dataset", "seq-fmnist", "--validation",
            "--csv_log", "--results_path", str(results)] + [str(x) for k, v in flags.items() for x in (f"--{k}", v)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    if code not in (0, 1):
+        raise subprocess.CalledProcessError(code, cmd)
+    return code == 0
 
 
 def run_missing(results: Path, csv: Path, jobs: list[tuple[int, int, dict]]) -> pd.DataFrame:
-    """Run the (buffer, seed, config) jobs that have no row in ``csv`` yet, one per core; return
-    the table of all runs."""
-    done = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=KEY)
+    """Run the (buffer, seed, config) jobs that have no row in ``csv`` (or in diverged.csv) yet, one
+    per core; return the table of all runs, a diverged run's accuracy NaN."""
+    diverged = results / "diverged.csv"
+    done = pd.concat([pd.read_csv(f)[KEY] for f in (csv, diverged) if f.exists()] or [pd.DataFrame(columns=KEY)])
+
+    def run_and_record(buffer_size: int, seed: int, config: dict) -> None:
+        if not run(results, buffer_size, seed, config):
+            append_row(diverged, {"buffer_size": buffer_size, "seed": seed, **config})
+
     todo = [(b, s, c) for b, s, c in jobs
-            if not (done[KEY] == pd.Series({"buffer_size": b, "seed": s, **c})).all(axis=1).any()]
+            if not (done == pd.Series({"buffer_size": b, "seed": s, **c})).all(axis=1).any()]
     with ThreadPoolExecutor(max(1, (os.cpu_count() or 1))) as pool:
-        list(pool.map(lambda job: run(results, *job), todo))
-    return pd.read_csv(csv)[KEY + ["task5"]].rename(columns={"task5": "class_il_val"})
+        list(pool.map(lambda job: run_and_record(*job), todo))
+    finished = pd.read_csv(csv)[KEY + ["task5"]].rename(columns={"task5": "class_il_val"})
+    return pd.concat([finished, pd.read_csv(diverged)[KEY]] if diverged.exists() else [finished], ignore_index=True)
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -75,9 +90,9 @@ def main() -> None:
                for row in top.itertuples() for s in CONFIRM_SEEDS]
     table = run_missing(results, csv, confirm)
     top_runs = table.merge(top[["buffer_size", *GRID]])  # the top configurations, every seed
-    seeds = top_runs.pivot_table(index=["buffer_size", *GRID], columns="seed", values="class_il_val")
+    seeds = top_runs.pivot(index=["buffer_size", *GRID], columns="seed", values="class_il_val")
     seeds.columns = [f"seed {s}" for s in seeds.columns]
-    seeds["mean"], seeds["std"] = seeds.mean(axis=1), seeds.std(axis=1)
+    seeds["mean"], seeds["std"] = seeds.mean(axis=1, skipna=False), seeds.std(axis=1, skipna=False)
     seeds = seeds.reset_index().sort_values(["buffer_size", "mean"], ascending=[True, False])
     print(f"\nthe best {TOP} per buffer size and the best of each draw size, "
           f"seeds {', '.join(map(str, (GRID_SEED, *CONFIRM_SEEDS)))}:")
