@@ -12,7 +12,8 @@ confirmation, and the choice.
 
     python scripts/search_hcr_fmnist.py [--results_path results/search_hcr_fmnist]
 
-Runs already in the results CSV are not run again.
+Runs already in the results CSV, or recorded in diverged.csv (main.py stopped at a non-finite
+loss), are not run again; a diverged run ranks last and its configuration has no mean.
 """
 import argparse
 import itertools

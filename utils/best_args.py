@@ -48,9 +48,9 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
             5120: _fmnist(0.1, minibatch_size=64, alpha=0.2, beta=0.5),
         },
         "hcr": {
-            200: _fmnist(0.03, minibatch_size=10, alpha=0.1, beta=1.0, gamma=0.5, sigmoid=0.1),
-            500: _fmnist(0.03, minibatch_size=64, alpha=0.1, beta=1.0, gamma=0.5, sigmoid=0.1),
-            5120: _fmnist(0.03, minibatch_size=64, alpha=0.1, beta=1.0, gamma=0.5, sigmoid=0.1),
+            200: _fmnist(0.01, minibatch_size=10, alpha=0.5, beta=1.0, gamma=0.5, sigmoid=0.1),
+            500: _fmnist(0.01, minibatch_size=64, alpha=0.5, beta=2.0, gamma=0.5, sigmoid=0.1),
+            5120: _fmnist(0.03, minibatch_size=64, alpha=0.1, beta=2.0, gamma=0.5, sigmoid=0.1),
         },
     },
 }
