@@ -1,8 +1,10 @@
-"""Base classes of the continual learners: a network, its loss, one plain SGD optimiser
-kept across tasks, and ``observe`` for one training batch."""
+"""Base classes of the continual learners. A model states its loss terms; the base class owns
+the training step (``observe``): the forward passes, the empty-buffer case, the sum of the terms,
+the finite-loss guard, backward, the plain SGD update and the buffer insertion."""
 import argparse
 from argparse import Namespace
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -10,6 +12,7 @@ from torch import nn
 from datasets.continual_dataset import ContinualDataset
 from utils.args import CLIParser, positive_int
 from utils.buffer import Buffer
+from utils.guard import FiniteGuard
 
 
 class FastForward(nn.Module):
@@ -64,23 +67,49 @@ def has_batch_statistics(net: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
+class Batch(NamedTuple):
+    """A batch with the network's outputs on it: the stream batch, or one buffer draw (``inputs``
+    augmented with the train transform; ``labels`` and ``logits`` as stored, None when the model
+    stores none)."""
+
+    inputs: torch.Tensor
+    outputs: torch.Tensor
+    labels: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+def sum_terms(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss: the (already weighted) terms added left to right in their order."""
+    values = iter(terms.values())
+    total = next(values)
+    for value in values:
+        total = total + value
+    return total
+
+
 class ContinualModel(nn.Module):
+    """A learner trained on the stream's cross-entropy alone (the ``sgd`` baseline's objective).
+
+    Subclasses set NAME and may add command-line arguments; replay methods derive from
+    ``ReplayModel`` and state their terms there."""
+
     NAME: str = ""
     COMPATIBILITY: tuple[str, ...] = ("class-il", "task-il")
     TRAINS_ON_STREAM = True  # False: the training loop trains on all tasks after the last one
+    FUSE_FORWARD: bool | None = None  # None: --fuse_forward decides (default: fuse without BatchNorm)
 
     def __init__(self, backbone: nn.Module, args: Namespace, dataset: ContinualDataset,
                  device: torch.device) -> None:
         super().__init__()
         self.args, self.dataset, self.device = args, dataset, device
         self.loss = nn.CrossEntropyLoss()
-        self.last_terms: dict[str, torch.Tensor] = {}
+        self.guard = FiniteGuard(device)
         self.set_network(backbone)
 
     def set_network(self, backbone: nn.Module) -> None:
         """Train ``backbone`` from now on, with a plain SGD optimiser (kept across tasks)."""
         self.net = build_network(backbone, self.args, self.device)
-        fuse = getattr(self.args, "fuse_forward", None)
+        fuse = getattr(self.args, "fuse_forward", None) if self.FUSE_FORWARD is None else self.FUSE_FORWARD
         self.fuse_forward = not has_batch_statistics(backbone) if fuse is None else fuse
         self.opt = PlainSGD(self.net.parameters(), lr=self.args.lr)
 
@@ -101,36 +130,44 @@ class ContinualModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def loss_terms(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The stream batch's outputs and the step's named, weighted loss terms."""
+        outputs = self.net(inputs)
+        return outputs, {"ce": self.loss(outputs, labels)}
+
+    def remember(self, not_aug_inputs: torch.Tensor, labels: torch.Tensor, outputs: torch.Tensor) -> None:
+        """Called after the update with the stream batch: what a model with a memory stores."""
+
     def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
         """One training step on a stream batch; returns the detached loss value."""
-        raise NotImplementedError
-
-    def total_loss(self, **terms: torch.Tensor) -> torch.Tensor:
-        """The sum of the (weighted) loss terms, added left to right in the given order. Keeps
-        them detached in ``last_terms`` so that a non-finite total can be traced to its term."""
-        self.last_terms = {name: value.detach() for name, value in terms.items()}
-        values = iter(terms.values())
-        total = next(values)
-        for value in values:
-            total = total + value
-        return total
-
-    def sgd_step(self, loss: torch.Tensor) -> None:
+        outputs, terms = self.loss_terms(inputs, labels)
+        loss = sum_terms(terms)
+        self.guard.step(loss, terms)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
+        self.remember(not_aug_inputs, labels, outputs.detach())
+        return loss.detach()
 
     def begin_task(self, task: int) -> None:
         """Called before the first batch of ``task``."""
+        self.guard.begin_task(task)
 
     def end_task(self, task: int) -> None:
         """Called after the last epoch of ``task``, before its evaluation."""
 
 
 class ReplayModel(ContinualModel):
-    """A learner with a reservoir buffer of (non-augmented input, label, logits)."""
+    """A learner with a reservoir buffer of non-augmented inputs and the ``STORES`` fields.
+
+    A replay method sets ``DRAWS`` (independent buffer draws per step) and ``STORES`` and states
+    ``replay_terms``. The base class does the rest: while the buffer is empty, the step is the
+    stream's cross-entropy alone; otherwise it draws, runs the forward passes (the stream batch,
+    then the draws in order), and adds the replay terms to the stream's cross-entropy."""
 
     BEST_ARGS_BY_BUFFER = True
+    DRAWS = 1
+    STORES: tuple[str, ...] = ("labels", "logits")  # besides the input: a subset, in this order
 
     def __init__(self, backbone: nn.Module, args: Namespace, dataset: ContinualDataset,
                  device: torch.device) -> None:
@@ -147,8 +184,25 @@ class ReplayModel(ContinualModel):
                                  "same function (up to float rounding); forcing it with BatchNorm changes the "
                                  "batch statistics (not the reference's).")
 
+    def replay_terms(self, stream: Batch, draws: list[Batch]) -> dict[str, torch.Tensor]:
+        """The weighted terms added to the stream's cross-entropy ``"ce"`` (a term named ``"ce"``
+        takes its place) when the buffer is not empty; ``draws`` holds ``DRAWS`` batches."""
+        raise NotImplementedError
+
     def draw(self, count: int = 1) -> list[tuple[torch.Tensor, ...]]:
         """``count`` independent buffer draws of ``minibatch_size``, augmented with the dataset's
         train transform."""
         return self.buffer.get_draws(count, self.args.minibatch_size, transform=self.dataset.train_transform)
 
+    def loss_terms(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.buffer.is_empty():
+            return super().loss_terms(inputs, labels)
+        drawn = self.draw(self.DRAWS)  # each (inputs, *the STORES fields)
+        outputs, *replayed = self.forward_batches([inputs, *(d[0] for d in drawn)])
+        draws = [Batch(d[0], o, **dict(zip(self.STORES, d[1:], strict=True)))
+                 for d, o in zip(drawn, replayed, strict=True)]
+        return outputs, {"ce": self.loss(outputs, labels), **self.replay_terms(Batch(inputs, outputs, labels), draws)}
+
+    def remember(self, not_aug_inputs: torch.Tensor, labels: torch.Tensor, outputs: torch.Tensor) -> None:
+        stored = {"labels": labels, "logits": outputs}
+        self.buffer.add_data(not_aug_inputs, **{name: stored[name] for name in self.STORES})

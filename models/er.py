@@ -1,18 +1,14 @@
-"""Experience Replay: the stream batch and a buffer draw in one forward pass, cross-entropy."""
+"""Experience Replay: one cross-entropy over the stream batch and a buffer draw together."""
 import torch
 
-from models.continual_model import ReplayModel
+from models.continual_model import Batch, ReplayModel
 
 
 class Er(ReplayModel):
     NAME = "er"
+    STORES = ("labels",)
+    FUSE_FORWARD = True  # the stream batch and the draw go through the network as one batch
 
-    def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
-        stream_labels = labels
-        if not self.buffer.is_empty():
-            [(buf_inputs, buf_labels)] = self.draw()
-            inputs, labels = torch.cat((inputs, buf_inputs)), torch.cat((labels, buf_labels))
-        loss = self.total_loss(ce=self.loss(self.net(inputs), labels))
-        self.sgd_step(loss)
-        self.buffer.add_data(not_aug_inputs, labels=stream_labels)
-        return loss.detach()
+    def replay_terms(self, stream: Batch, draws: list[Batch]) -> dict[str, torch.Tensor]:
+        [draw] = draws
+        return {"ce": self.loss(torch.cat((stream.outputs, draw.outputs)), torch.cat((stream.labels, draw.labels)))}

@@ -1,15 +1,14 @@
-"""Hierarchical Correlations Replay (HCR_REFERENCE.md section 3).
+"""Hierarchical Correlations Replay (docs/method.md, "The training step").
 
-Stream cross-entropy plus, on four independent buffer draws (each with its own forward
-pass, in this order; fused into one pass for networks without BatchNorm): alpha *
-(correlation congruence + consecutive correlation) against the stored logits, beta * replayed
-cross-entropy, sigmoid * triplet softmax loss, and gamma * the instance-level correlation (ICR)
-term. With --icr_mode faithful (default) the
-ICR term is the released code's constant: it enters the reported loss, not the update.
+The stream's cross-entropy plus, on four independent buffer draws: alpha * (correlation
+congruence + consecutive correlation) against the stored logits, beta * replayed cross-entropy,
+sigmoid * the triplet softmax loss, and gamma * the instance-level correlation (ICR) term. With
+--icr_mode faithful (default) the ICR term is the released code's constant: it enters the
+reported loss, not the update.
 """
 import torch
 
-from models.continual_model import ReplayModel
+from models.continual_model import Batch, ReplayModel
 from utils.args import CLIParser, non_negative_float
 from utils.hcr_losses import (
     ICR_MODES,
@@ -22,6 +21,7 @@ from utils.hcr_losses import (
 
 class Hcr(ReplayModel):
     NAME = "hcr"
+    DRAWS = 4  # forward passes in the released order (stream, then draws 1-4): it fixes BatchNorm's statistics
 
     @staticmethod
     def add_arguments(parser: CLIParser) -> None:
@@ -34,22 +34,14 @@ class Hcr(ReplayModel):
                             help="faithful: the released constant ICR value (no gradient); "
                                  "gradient: mean Bernoulli KL over triplets, with gradient.")
 
-    def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
+    def replay_terms(self, stream: Batch, draws: list[Batch]) -> dict[str, torch.Tensor]:
         args = self.args
-        if self.buffer.is_empty():
-            outputs = self.net(inputs)
-            loss = self.total_loss(ce=self.loss(outputs, labels))
-        else:
-            # Four independent draws; the forward passes run in the released order
-            # (stream, then draws 1-4), which fixes how BatchNorm statistics evolve.
-            (x1, _, z1), (x2, y2, _), (x3, y3, _), (x4, y4, z4) = self.draw(4)
-            outputs, o1, o2, o3, o4 = self.forward_batches([inputs, x1, x2, x3, x4])
-            loss = self.total_loss(
-                ce=self.loss(outputs, labels),
-                alpha=args.alpha * (correlation_congruence(o1, z1) + consecutive_correlation(o1, z1)),
-                beta=args.beta * self.loss(o2, y2),
-                sigmoid=args.sigmoid * triplet_softmax_loss(o3, y3),
-                gamma=args.gamma * triplet_distribution_kl(o4, z4, y4, mode=args.icr_mode))
-        self.sgd_step(loss)
-        self.buffer.add_data(not_aug_inputs, labels=labels, logits=outputs.detach())
-        return loss.detach()
+        logits, labels, triplets, instances = draws
+        return {
+            "alpha": args.alpha * (correlation_congruence(logits.outputs, logits.logits)
+                                   + consecutive_correlation(logits.outputs, logits.logits)),
+            "beta": args.beta * self.loss(labels.outputs, labels.labels),
+            "sigmoid": args.sigmoid * triplet_softmax_loss(triplets.outputs, triplets.labels),
+            "gamma": args.gamma * triplet_distribution_kl(instances.outputs, instances.logits, instances.labels,
+                                                          mode=args.icr_mode),
+        }

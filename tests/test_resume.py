@@ -219,21 +219,22 @@ def test_non_finite_loss_stops_with_one_line(tmp_path, capsys, monkeypatch, rest
 def test_finite_guard_deferred_check_names_the_first_bad_step():
     """The GPU path (no host read per step), run on CPU: the first bad step and term win."""
     from utils.errors import RunFailure
-    from utils.training import FiniteGuard
+    from utils.guard import FiniteGuard
 
     guard = FiniteGuard(torch.device("cpu"))
-    guard.every_step, guard.task = False, 3
+    guard.every_step = False
+    guard.begin_task(3)
     one, nan = torch.tensor(1.0), torch.tensor(float("nan"))
-    guard.step(1, one, {"ce": one, "beta": one})
-    guard.step(2, nan, {"ce": one, "beta": nan})
-    guard.step(3, nan, {"ce": nan, "beta": nan})
+    guard.step(one, {"ce": one, "beta": one})
+    guard.step(nan, {"ce": one, "beta": nan})
+    guard.step(nan, {"ce": nan, "beta": nan})
     with pytest.raises(RunFailure, match=r"^non-finite loss at step 2 of task 4: the 'beta' term is not finite$"):
         guard.check()
     guard = FiniteGuard(torch.device("cpu"))
     guard.every_step = False
-    guard.step(1, torch.tensor(float("inf")), {})  # a model without terms: the total is named
+    guard.step(torch.tensor(float("inf")), {})  # a model without terms: the total is named
     with pytest.raises(RunFailure, match="step 1 of task 1: the 'total' term"):
-        guard.step(2, one, {"ce": one})  # other terms: the record is checked first
+        guard.step(one, {"ce": one})  # other terms: the record is checked first
 
 
 # --- concurrent result writes --------------------------------------------------------------------

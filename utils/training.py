@@ -1,4 +1,4 @@
-"""The shared training loop over tasks and the evaluation protocol (reference section 6)."""
+"""The shared training loop over tasks and the evaluation protocol (docs/method.md, "Evaluation and metrics")."""
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -7,7 +7,6 @@ import torch
 
 from datasets.continual_dataset import ContinualDataset
 from models.continual_model import ContinualModel
-from utils.errors import RunFailure
 from utils.loggers import TensorBoardLogger
 from utils.metrics import backward_transfer, forgetting, forward_transfer
 from utils.status import ProgressBar
@@ -60,46 +59,6 @@ class Progress:
     epoch_index: int  # epochs trained so far (the TensorBoard step of the loss)
 
 
-class FiniteGuard:
-    """Stops the run at the first step whose loss (or one of its terms) is not finite.
-
-    On a GPU the first bad step and term are recorded on the device, so steps do not wait for a
-    host read: the record is read at each epoch end. On CPU, where reading is free, the total is
-    checked at once and the terms are looked at only when it is not finite."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.every_step = device.type == "cpu"
-        self.bad_step = torch.tensor(-1, device=device)
-        self.bad_term = torch.tensor(0, device=device)
-        self.names: tuple[str, ...] = ()
-        self.task = 0
-
-    def step(self, step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        names = (*terms, "total")
-        if names != self.names:  # term indices are only comparable between steps with the same terms
-            self.check()
-            self.names = names
-        if not self.every_step:
-            self._record(step, loss, terms)
-        elif not bool(torch.isfinite(loss)):  # a non-finite term makes the total non-finite
-            self._record(step, loss, terms)
-            self.check()
-
-    def _record(self, step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        """Keep ``step`` and its first non-finite term if no earlier step was bad (no host read)."""
-        values = torch.stack([v.float().reshape(()) for v in terms.values()] + [loss.float().reshape(())])
-        bad = ~torch.isfinite(values)
-        first = (self.bad_step < 0) & bad.any()
-        self.bad_step = torch.where(first, step, self.bad_step)
-        self.bad_term = torch.where(first, bad.int().argmax(), self.bad_term)
-
-    def check(self) -> None:
-        step = int(self.bad_step)
-        if step >= 0:
-            raise RunFailure(f"non-finite loss at step {step} of task {self.task + 1}: "
-                             f"the {self.names[int(self.bad_term)]!r} term is not finite")
-
-
 def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogger | None = None,
           start: Progress | None = None, checkpoint: Callable[[Progress], None] | None = None,
           check_interrupt: Callable[[], None] = lambda: None) -> History:
@@ -117,21 +76,16 @@ def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogge
         if checkpoint is not None:  # a run interrupted in its first task can resume too
             checkpoint(start)
     history, epoch_index = start.history, start.epoch_index
-    guard = FiniteGuard(model.device)
 
     def run_epochs(loader, label: str) -> None:
         nonlocal epoch_index
         model.net.train()
         progress = ProgressBar(label, args.n_epochs, len(loader))
-        step = 0
         for epoch in range(args.n_epochs):
             for inputs, labels, not_aug_inputs in loader:
                 check_interrupt()
-                loss = model.observe(inputs, labels, not_aug_inputs)
-                step += 1
-                guard.step(step, loss, model.last_terms)
-                progress.step(epoch, loss)
-            guard.check()
+                progress.step(epoch, model.observe(inputs, labels, not_aug_inputs))
+            model.guard.check()  # where the guard defers its checks (GPU), an epoch is the most lost
             loss = progress.end_epoch()
             if tb is not None:
                 tb.log_loss(loss, epoch_index)
@@ -140,7 +94,6 @@ def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogge
     stream = model.TRAINS_ON_STREAM
     for task in range(start.next_task, dataset.N_TASKS):
         check_interrupt()
-        guard.task = task
         if task > 0:
             pre_task = evaluate(model, dataset, test_loaders[task:task + 1])
             for setting, rows in history.results.items():
