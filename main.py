@@ -1,21 +1,27 @@
 """Run one continual-learning experiment: python main.py --model MODEL --dataset DATASET ..."""
 import argparse
 import os
-import random
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from datasets import get_all_datasets
 from models import get_all_models
 from utils.args import CLIParser, non_negative_int, positive_float, positive_int, seed_int
 from utils.best_args import lookup
-from utils.errors import Interrupted, RunFailure, UserError
+from utils.checkpoint import (
+    CheckpointWriter,
+    checkpoint_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_run,
+    run_state,
+)
+from utils.errors import Interrupted, RunFailure, UserError, stop_on_signals
+from utils.experiment import build
+from utils.loggers import SETTINGS, TensorBoardLogger, append_row, csv_path, result_row
+from utils.training import History, Progress, train
 
 
 def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIParser:
@@ -81,21 +87,6 @@ def parse_args(argv: list[str], models: dict, datasets: dict) -> argparse.Namesp
     return args
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but CUDA is not available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def default_num_workers(device: torch.device) -> int:
-    """Loader workers that do not compete with torch's threads for the cores."""
-    cores = len(os.sched_getaffinity(0))
-    busy = 1 if device.type == "cuda" else torch.get_num_threads()
-    return max(0, min(4, cores - busy))
-
-
 def check_writable(folder: str) -> None:
     """Fail before training, not after hours of it, when results cannot be written."""
     path = Path(folder)
@@ -107,127 +98,69 @@ def check_writable(folder: str) -> None:
         raise UserError(f"results folder {path} is not writable ({e.strerror})") from None
 
 
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
+def find_resume(args: argparse.Namespace, setting: str) -> tuple[Path, dict] | tuple[None, None]:
+    """The checkpoint that ``--resume`` names and its state, checked before any data is loaded."""
+    if args.resume is None:
+        return None, None
+    path = latest_checkpoint(args, setting) if args.resume == "auto" else Path(args.resume)
+    return path, load_checkpoint(path, args)
 
 
-def use_deterministic_kernels() -> None:
-    """Deterministic kernels, so that a seeded CPU run repeats bit for bit (the backward of
-    gathers with repeated indices, in the triplet terms, otherwise accumulates in a
-    thread-dependent order).
-
-    The same switch as ``torch.use_deterministic_algorithms(True)`` without the Inductor
-    config that function imports (3 s; nothing here is compiled). Fresh memory is not
-    filled with NaN: no kernel here reads memory it has not written, and the fills were
-    some 150 extra small ops per HCR step.
-    """
-    torch.set_deterministic_debug_mode("error")
-    torch.utils.deterministic.fill_uninitialized_memory = False
+def open_tensorboard(args: argparse.Namespace, setting: str, resume: dict | None) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger; a resumed run goes on in the folder of the run it continues."""
+    if not args.tensorboard:
+        return None
+    run_name = (resume and resume["tb_run_name"]
+                or f"seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    return TensorBoardLogger(args.results_path, setting, args.dataset, args.model, run_name,
+                             resume and resume["tb_points"])
 
 
-def run(args: argparse.Namespace, models: dict, datasets: dict) -> None:
-    from utils.checkpoint import (
-        checkpoint_dir,
-        latest_checkpoint,
-        load_checkpoint,
-        model_state,
-        restore_model,
-        run_config,
-        save_checkpoint,
-    )
-    from utils.loggers import SETTINGS, TensorBoardLogger, append_row, csv_path, result_row
-    from utils.training import Progress, train
+def write_rows(args: argparse.Namespace, history: History) -> None:
+    for setting in SETTINGS:
+        row = result_row(history.mean_accs(setting), history.results[setting], history.random_results[setting],
+                         vars(args))
+        append_row(csv_path(args.results_path, setting, args.dataset, args.model), row)
 
-    device = resolve_device(args.device)
-    if args.num_workers is None:
-        args.num_workers = default_num_workers(device)
-    if args.seed is not None:
-        set_seed(args.seed)
-    if device.type == "cpu":
-        use_deterministic_kernels()
-    dataset = datasets[args.dataset](args, device)
-    resume, resume_path = None, None
-    if args.resume is not None:  # checked before the data is loaded: a bad checkpoint fails fast
-        resume_path = latest_checkpoint(args, dataset.SETTING) if args.resume == "auto" else Path(args.resume)
-        resume = load_checkpoint(resume_path, args)
-    dataset.prepare()
-    smallest = min(dataset.train_size(t) for t in range(dataset.N_TASKS))
-    if args.batch_size > smallest:
-        raise UserError(f"--batch_size {args.batch_size} exceeds the {smallest} training examples of the "
-                        f"smallest task of {args.dataset}: no batch would be trained")
-    # Checkpoints go with the results: written whenever the run writes results.
-    save_results = args.csv_log or args.tensorboard
-    if save_results:
+
+def run(args: argparse.Namespace) -> None:
+    setting = get_all_datasets()[args.dataset].SETTING
+    resume_path, resume = find_resume(args, setting)
+    experiment = build(args)
+    saving = args.csv_log or args.tensorboard  # checkpoints go with the results
+    if saving:
         check_writable(args.results_path)
-    model_cls = models[args.model]
-    if dataset.SETTING not in model_cls.COMPATIBILITY:
-        raise UserError(f"model {args.model} does not support the {dataset.SETTING} setting of {args.dataset}")
-    model = model_cls(dataset.get_backbone(), args, dataset, device)
-    start = None
-    if resume is not None:
-        restore_model(model, resume)
-        start = Progress(resume["next_task"], resume["history"], resume["epoch_index"])
-    print(f"{args.model} on {dataset} | device {device} | "
+    model = experiment.model
+    start = resume and restore_run(model, resume)
+    print(f"{args.model} on {experiment.dataset} | device {experiment.device} | "
           + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), file=sys.stderr, flush=True)
-    tb = None
-    if args.tensorboard:
-        # a resumed run goes on in the folder of the run it continues
-        run_name = (resume and resume["tb_run_name"]
-                    or f"seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-        tb = TensorBoardLogger(args.results_path, dataset.SETTING, args.dataset, args.model, run_name,
-                               resume and resume["tb_points"])
-    folder = checkpoint_dir(args, dataset.SETTING)
-    last_saved = [resume_path]
+    checkpoints = CheckpointWriter(checkpoint_dir(args, setting), args.keep_checkpoints, resume_path)
+    tb = open_tensorboard(args, setting, resume)
 
     def save(progress: Progress) -> None:
-        state = {"args": run_config(args), "next_task": progress.next_task, "history": progress.history,
-                 "epoch_index": progress.epoch_index, "tb_run_name": tb and tb.run_name,
-                 "tb_points": tb and tb.points, **model_state(model)}
-        last_saved[0] = folder / f"task{progress.next_task}.pt"
-        save_checkpoint(last_saved[0], state)
-        if not args.keep_checkpoints:  # a ResNet-18 checkpoint with a big buffer is ~100 MB
-            for older in folder.glob("task*.pt"):
-                if older != last_saved[0]:
-                    older.unlink()
+        checkpoints.save(progress.next_task, run_state(args, progress, model, tb))
 
-    signals = []  # the handler only records: the training loop stops at its next check
-
-    def on_signal(signum: int, _frame) -> None:
-        signals.append(signum)
-
-    def check_interrupt() -> None:
-        if signals:
-            raise Interrupted(signals[0])
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        history = train(model, dataset, tb, start, save if save_results else None, check_interrupt)
+        with stop_on_signals() as check_interrupt:
+            history = train(model, experiment.dataset, tb, start, save if saving else None, check_interrupt)
     except Interrupted:
         # The newest task-boundary checkpoint is the state to resume from: the interrupted
         # task restarts from its beginning and ends exactly as it would have.
-        where = (f"resume with --resume {last_saved[0]}" if last_saved[0]
+        where = (f"resume with --resume {checkpoints.newest}" if checkpoints.newest
                  else "no checkpoint (written only with --csv_log or --tensorboard)")
         print(f"main.py: interrupted: {where}", file=sys.stderr)
         raise
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         if tb is not None:
             tb.close()
     if args.csv_log:
-        for setting in SETTINGS:
-            row = result_row(history.mean_accs(setting), history.results[setting],
-                             history.random_results[setting], vars(args))
-            append_row(csv_path(args.results_path, setting, args.dataset, args.model), row)
+        write_rows(args, history)
 
 
 def main(argv: list[str] | None = None) -> int:
-    models, datasets = get_all_models(), get_all_datasets()
-    args = parse_args(sys.argv[1:] if argv is None else argv, models, datasets)
+    args = parse_args(sys.argv[1:] if argv is None else argv, get_all_models(), get_all_datasets())
     try:
-        run(args, models, datasets)
+        run(args)
     except UserError as e:
         print(f"main.py: error: {e}", file=sys.stderr)
         return 2

@@ -126,9 +126,12 @@ class ContinualDataset:
     def task_classes(self, task: int) -> range:
         return range(task * self.N_CLASSES_PER_TASK, (task + 1) * self.N_CLASSES_PER_TASK)
 
-    def prepare(self) -> None:
-        """Load the data (once); raises UserError when it is missing or damaged."""
-        if self._data is None:
+    def prepare(self, data: tuple[torch.Tensor, ...] | None = None) -> None:
+        """Load the data (once), or take ``data`` (what ``load`` returns) instead; raises UserError
+        when the files are missing or damaged."""
+        if data is not None:
+            self._data = data
+        elif self._data is None:
             self._data = self.load()
 
     def _split_indices(self, tasks: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,6 +49,7 @@ from datasets.continual_dataset import ContinualDataset, PILDataset  # noqa: E40
 from models import get_all_models  # noqa: E402
 from models.continual_model import PlainSGD, build_network  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+from utils.experiment import build, resolve_device, set_seed, use_deterministic_kernels  # noqa: E402
 from utils.hcr_losses import (  # noqa: E402
     consecutive_correlation,
     correlation_congruence,
@@ -95,26 +96,23 @@ def make_args(model: str, net: str, opts: argparse.Namespace, separate: bool = F
                            get_all_models(), get_all_datasets())
 
 
-def make_dataset(net: str, args: argparse.Namespace, device: torch.device, per_task: int) -> ContinualDataset:
-    """The registered dataset, its ``load`` replaced by random uint8 images of the right shape."""
-    dataset = get_all_datasets()[NETS[net]["dataset"]](args, device)
+def fake_data(net: str, per_task: int) -> tuple[torch.Tensor, ...]:
+    """Random uint8 images of the dataset's shape, in the layout of ``ContinualDataset.load``:
+    labels 0..9 in turn, so that every task has ``per_task`` training examples."""
     shape = (3, 32, 32) if net == "resnet18" else (1, 28, 28)
-    n_train = per_task * dataset.N_TASKS  # labels 0..9 in turn: every task has per_task examples
-    fake = (torch.randint(0, 256, (n_train, *shape), dtype=torch.uint8), torch.arange(n_train) % 10,
+    n_train = per_task * 5
+    return (torch.randint(0, 256, (n_train, *shape), dtype=torch.uint8), torch.arange(n_train) % 10,
             torch.randint(0, 256, (TEST_EXAMPLES, *shape), dtype=torch.uint8), torch.arange(TEST_EXAMPLES) % 10)
-    dataset.load = lambda: fake
-    dataset.prepare()
-    return dataset
 
 
 class ReleasedHcr:
     """HCR the released way: CPU buffer, per-image PIL augmentation, per-example reservoir."""
 
-    def __init__(self, dataset: ContinualDataset, args: argparse.Namespace, device: torch.device) -> None:
-        self.args, self.device = args, device
-        self.net = build_network(dataset.get_backbone(), args, device).train()
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=args.lr)
-        images, labels = dataset.load()[:2]  # the fake data of make_dataset
+    def __init__(self, dataset: ContinualDataset, data: tuple[torch.Tensor, ...]) -> None:
+        self.args, self.device = dataset.args, dataset.device
+        self.net = build_network(dataset.get_backbone(), self.args, self.device).train()
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=self.args.lr)
+        images, labels = data[:2]
         in_task = labels < dataset.N_CLASSES_PER_TASK  # task 1, as the loaders of (b) see it
         self.stream = PILDataset(images[in_task], labels[in_task], dataset.pil_train_transform())
         augments = type(dataset).train_transform is not ContinualDataset.train_transform
@@ -170,11 +168,11 @@ class ReleasedHcr:
         self.add(raw, y.cpu(), outputs.detach().cpu())
 
 
-def floor_step_fn(dataset: ContinualDataset, args: argparse.Namespace, device: torch.device):
+def floor_step_fn(dataset: ContinualDataset, shape: torch.Size):
     """(c): five forward passes with cross-entropy, one backward, one SGD step; data already on device."""
+    args, device = dataset.args, dataset.device
     net = build_network(dataset.get_backbone(), args, device).train()
     opt = PlainSGD(net.parameters(), lr=args.lr)  # the update of (b)
-    shape = dataset.load()[0].shape[1:]
     sizes = [args.batch_size] + 4 * [args.minibatch_size]  # the stream batch and the four draws
     # Through the train transform once (not timed), so the passes see the memory layout of (b): the
     # augmentation's gather leaves images channels-last, and convolution kernels depend on the layout.
@@ -189,63 +187,61 @@ def floor_step_fn(dataset: ContinualDataset, args: argparse.Namespace, device: t
     return step
 
 
-def bench_steps(net: str, opts: argparse.Namespace, device: torch.device) -> dict[str, float]:
-    args = make_args("hcr", net, opts)
-    dataset = make_dataset(net, args, device, opts.epoch_examples)
-    released = ReleasedHcr(dataset, args, device)
-    ours = get_all_models()["hcr"](dataset.get_backbone(), args, dataset, device)
-    separate = get_all_models()["hcr"](dataset.get_backbone(), make_args("hcr", net, opts, separate=True),
-                                       dataset, device)
+def bench_steps(net: str, opts: argparse.Namespace) -> dict[str, float]:
+    data = fake_data(net, opts.epoch_examples)
+    ours = build(make_args("hcr", net, opts), data).model
+    separate = build(make_args("hcr", net, opts, separate=True), data).model
+    dataset = ours.dataset
+    released = ReleasedHcr(dataset, data)
     # Fill the buffers with the same BUFFER examples, so every draw is full from the first step.
-    images, labels = dataset.load()[:2]
+    images, labels = data[:2]
     index = torch.arange(BUFFER) % len(labels)
     fill, fill_y, fill_z = images[index].float() / 255, labels[index], torch.randn(BUFFER, 10)
     released.add(fill, fill_y, fill_z)
     for model in (ours, separate):
         model.net.train()
-        model.buffer.add_data(fill.to(device), labels=fill_y.to(device), logits=fill_z.to(device))
+        model.buffer.add_data(fill.to(model.device), labels=fill_y.to(model.device), logits=fill_z.to(model.device))
     loader = dataset.train_loader([0])
     batches = (batch for _ in itertools.count() for batch in loader)  # endless epochs
     variants = {"a": released.step, "b": lambda: ours.observe(*next(batches)),
-                "b1": lambda: separate.observe(*next(batches)), "c": floor_step_fn(dataset, args, device)}
+                "b1": lambda: separate.observe(*next(batches)), "c": floor_step_fn(dataset, images.shape[1:])}
     if not ours.fuse_forward:  # (b) already runs one pass per batch: (b1) would repeat it
         del variants["b1"]
     for fn in variants.values():
-        timed(fn, opts.warmup, device)
+        timed(fn, opts.warmup, ours.device)
     per_step = {k: [] for k in [*variants, "a_stream"]}
     for _ in range(opts.repeats):
         for name, fn in variants.items():
             released.stream_s = 0.0
-            per_step[name].append(timed(fn, opts.steps[net], device) / opts.steps[net])
+            per_step[name].append(timed(fn, opts.steps[net], ours.device) / opts.steps[net])
             if name == "a":
                 per_step["a_stream"].append(released.stream_s / opts.steps[net])
     times = {k: 1000 * statistics.median(v) for k, v in per_step.items()}
     return {"b1": times["b"], **times}
 
 
-def bench_epochs(net: str, opts: argparse.Namespace, device: torch.device) -> dict[str, float]:
+def bench_epochs(net: str, opts: argparse.Namespace) -> dict[str, float]:
     """Median seconds of one epoch of task 1 (fresh model, empty buffer) per model."""
-    dataset = make_dataset(net, make_args("hcr", net, opts), device, opts.epoch_examples)
-    n_steps = len(dataset.train_loader([0]))
+    data = fake_data(net, opts.epoch_examples)
 
     def ours(name: str):
         def run() -> float:
-            args = make_args(name, net, opts)
-            model = get_all_models()[name](dataset.get_backbone(), args, dataset, device)
+            model = build(make_args(name, net, opts), data).model
             model.net.train()
-            loader = dataset.train_loader([0])
-            return timed(lambda: [model.observe(*b) for b in loader], 1, device)
+            return timed(lambda: [model.observe(*b) for b in model.dataset.train_loader([0])], 1, model.device)
         return run
 
     def released() -> float:
-        return timed(ReleasedHcr(dataset, make_args("hcr", net, opts), device).step, n_steps, device)
+        dataset = build(make_args("hcr", net, opts), data).dataset
+        return timed(ReleasedHcr(dataset, data).step, len(dataset.train_loader([0])), dataset.device)
 
     runs = {"sgd": ours("sgd"), "derpp": ours("derpp"), "hcr": ours("hcr"), "hcr released": released}
     times = {k: [] for k in runs}
     for _ in range(opts.repeats):
         for name, run in runs.items():
             times[name].append(run())
-    return {"steps": n_steps, **{k: statistics.median(v) for k, v in times.items()}}
+    steps = len(build(make_args("sgd", net, opts), data).dataset.train_loader([0]))
+    return {"steps": steps, **{k: statistics.median(v) for k, v in times.items()}}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -272,13 +268,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def run(argv: list[str] | None = None) -> None:
     opts = parse(argv)
     try:
-        device = main.resolve_device(opts.device)
+        device = resolve_device(opts.device)
     except UserError as e:
         sys.exit(f"benchmark.py: error: {e}")
     torch.set_num_threads(opts.threads)
     if device.type == "cpu":
-        main.use_deterministic_kernels()  # as main.py does on CPU
-    main.set_seed(opts.seed)
+        use_deterministic_kernels()  # as main.py does on CPU
+    set_seed(opts.seed)
     cuda = device.type == "cuda"
     opts.steps = {n: opts.steps or NETS[n]["default_steps"][cuda] for n in opts.nets}
     name = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or platform.machine()} CPU"
@@ -287,7 +283,7 @@ def run(argv: list[str] | None = None) -> None:
     flags = [f for f in ("amp", "channels_last", "fuse_forward") if getattr(opts, f)] or ["none"]
     print(f"steps {opts.steps} | warm-up {opts.warmup} | repeats {opts.repeats} (median) | buffer {BUFFER} "
           f"| flags {' '.join(flags)}\n")
-    steps = {n: bench_steps(n, opts, device) for n in opts.nets}
+    steps = {n: bench_steps(n, opts) for n in opts.nets}
     print("| net | batch | (a) released ms/step | (a) img/s | (a) stream PIL ms | (b) ours ms/step | (b) img/s "
           "| (b1) ours, one pass per batch, ms/step | (c) floor ms/step | (c) img/s | b/c | b1/c | a/b |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -301,7 +297,7 @@ def run(argv: list[str] | None = None) -> None:
     print("one pass per batch otherwise; (b1) forces one pass per batch (--no-fuse_forward), as (c) does.")
     print("(a) stream PIL: the part of (a) spent making the stream batch; loader workers can overlap it.")
     print("img/s counts the stream images of a step (batch size), not the buffer draws.\n")
-    epochs = {n: bench_epochs(n, opts, device) for n in opts.nets}
+    epochs = {n: bench_epochs(n, opts) for n in opts.nets}
     print(f"| net | epoch steps ({opts.epoch_examples} examples) | sgd s | derpp s | hcr s | hcr released s |")
     print("|---|---|---|---|---|---|")
     for n, e in epochs.items():

@@ -2,8 +2,9 @@
 
     python scripts/compare_versions.py OLD_DIR NEW_DIR [--model hcr] [--buffer_size 500] [main.py flags...]
 
-Each checkout builds the same run (seq-fmnist, best arguments, seed 0, CPU, deterministic kernels
-as main.py sets them) and trains --warmup_steps steps of task 1, so that its buffer is full; then
+Each checkout builds the same run with its own ``utils.experiment.build`` (seq-fmnist, best
+arguments, seed 0, CPU, deterministic kernels; checkouts from before that function existed are not
+supported) and trains --warmup_steps steps of task 1, so that its buffer is full; then
 both train on the same task-2 batches in alternating blocks of --block_steps steps (ABBA order), so
 that the machine's drift from minute to minute falls on both alike. Prints each version's mean
 step time and their ratio. Separate runs of main.py on a shared machine wander by 20-30%; this
@@ -28,22 +29,14 @@ def build(checkout: Path, main_argv: list[str], warmup_steps: int) -> tuple:
     try:
         main = importlib.import_module("main")
         models, datasets = (importlib.import_module(p) for p in ("models", "datasets"))
-        all_models, all_datasets = models.get_all_models(), datasets.get_all_datasets()
-        args = main.parse_args(main_argv, all_models, all_datasets)
-        main.use_deterministic_kernels()
-        main.set_seed(args.seed)
-        device = torch.device("cpu")
-        if args.num_workers is None:  # as main.run sets it (used by --loader pil)
-            args.num_workers = main.default_num_workers(device)
-        dataset = all_datasets[args.dataset](args, device)
-        dataset.prepare()
-        model = all_models[args.model](dataset.get_backbone(), args, dataset, device)
+        args = main.parse_args(main_argv, models.get_all_models(), datasets.get_all_datasets())
+        model = importlib.import_module("utils.experiment").build(args).model
         model.net.train()
-        for step, batch in enumerate(dataset.train_loader([0])):
+        for step, batch in enumerate(model.dataset.train_loader([0])):
             if step == warmup_steps:
                 break
             model.observe(*batch)
-        return model, list(dataset.train_loader([1]))
+        return model, list(model.dataset.train_loader([1]))
     finally:
         sys.path.remove(str(checkout))
 

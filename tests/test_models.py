@@ -7,9 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datasets import get_all_datasets
-from models import get_all_models
 from models.continual_model import PlainSGD
+from utils.experiment import build
 from utils.hcr_losses import (
     consecutive_correlation,
     correlation_congruence,
@@ -29,11 +28,18 @@ def deterministic():
     torch.use_deterministic_algorithms(False)
 
 
+def tiny_data(per_class: int = 4) -> tuple[torch.Tensor, ...]:
+    """In-memory seq-fmnist-shaped data (``ContinualDataset.load``'s layout): no files needed."""
+    labels = torch.arange(10 * per_class) % 10
+    return torch.zeros(len(labels), 1, 28, 28, dtype=torch.uint8), labels, torch.zeros(10, 1, 28, 28,
+                                                                                         dtype=torch.uint8), labels[:10]
+
+
 def make_model(name: str, **overrides) -> torch.nn.Module:
-    args = argparse.Namespace(model=name, dataset="seq-fmnist", data_path="unused", validation=False,
-                              debug_mode=False, loader="tensor", num_workers=0, offline=True, **{**HYPER, **overrides})
-    dataset = get_all_datasets()["seq-fmnist"](args, torch.device("cpu"))
-    return get_all_models()[name](dataset.get_backbone(), args, dataset, torch.device("cpu"))
+    args = argparse.Namespace(model=name, dataset="seq-fmnist", data_path="unused", validation=False, device="cpu",
+                              seed=None, debug_mode=False, loader="tensor", num_workers=0, offline=True,
+                              **{**HYPER, **overrides})
+    return build(args, tiny_data()).model
 
 
 def batch(n: int = 8, classes: tuple[int, ...] = (0, 1, 2, 3), seed: int = 0):

@@ -1,4 +1,5 @@
-"""Task-boundary checkpoints: written atomically, checked against the run's arguments on load.
+"""Task-boundary checkpoints: written atomically (only the newest kept unless asked), checked
+against the run's arguments on load.
 
 A checkpoint holds everything a run carries from one task to the next (network, buffer,
 accuracy history, every random generator; plain SGD has no state of its own, and its learning
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 
 from utils.errors import UserError
-from utils.loggers import NOT_LOGGED
+from utils.loggers import NOT_LOGGED, TensorBoardLogger
+from utils.training import Progress
 
 FORMAT = 1
 # Arguments that do not change a result: a checkpoint may be resumed with other values.
@@ -58,11 +60,21 @@ def model_state(model: torch.nn.Module) -> dict:
     return state
 
 
-def restore_model(model: torch.nn.Module, state: dict) -> None:
+def run_state(args: Namespace, progress: Progress, model: torch.nn.Module, tb: TensorBoardLogger | None) -> dict:
+    """What a checkpoint holds after a task: the arguments, where the run stands, its TensorBoard
+    points, the learner and the random generators."""
+    return {"args": run_config(args), "next_task": progress.next_task, "history": progress.history,
+            "epoch_index": progress.epoch_index, "tb_run_name": tb and tb.run_name, "tb_points": tb and tb.points,
+            **model_state(model)}
+
+
+def restore_run(model: torch.nn.Module, state: dict) -> Progress:
+    """Put the learner and the random generators back as ``state`` has them; where the run stands."""
     model.net.load_state_dict(state["net"])
     if "buffer" in state:
         model.buffer.load_state_dict(state["buffer"])
     set_rng_state(state["rng"])  # last: building the model drew from the generators
+    return Progress(state["next_task"], state["history"], state["epoch_index"])
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -79,6 +91,23 @@ def save_checkpoint(path: Path, state: dict) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class CheckpointWriter:
+    """Saves a run's checkpoints as ``<folder>/task<k>.pt`` (k: the next task to train) and, unless
+    ``keep_all``, deletes the older ones: a ResNet-18 checkpoint with a big buffer is ~100 MB."""
+
+    def __init__(self, folder: Path, keep_all: bool, resumed_from: Path | None = None) -> None:
+        self.folder, self.keep_all = folder, keep_all
+        self.newest = resumed_from  # what a run interrupted now resumes from
+
+    def save(self, next_task: int, state: dict) -> None:
+        self.newest = self.folder / f"task{next_task}.pt"
+        save_checkpoint(self.newest, state)
+        if not self.keep_all:
+            for older in self.folder.glob("task*.pt"):
+                if older != self.newest:
+                    older.unlink()
 
 
 def latest_checkpoint(args: Namespace, setting: str) -> Path:
