@@ -1,4 +1,5 @@
-"""Run a grid of main.py experiments with best arguments and aggregate it into the paper's table.
+"""Run a grid of main.py experiments on any dataset (best arguments) and tabulate it; the name is the
+released code's, whose grid was Seq-CIFAR-10.
 
     python cifar.py --dry_run                              # the Seq-CIFAR-10 grid: 6 models, 3 buffers, seeds 0-9
     python cifar.py --dataset seq-fmnist --models sgd er --buffers 200 --seeds 0 1 --jobs 2 -- --n_epochs 1
@@ -14,11 +15,11 @@ finished run contributes exactly one row. When an entry of utils/best_args.py ch
 new keys: they run again, and the table leaves out the runs made with the old values.
 Launchers: ``local`` (subprocesses, --jobs at once), ``submitit-local`` (submitit's local executor,
 the code path of ``slurm``) and ``slurm`` (a job array; logs in <results>/submitit/).
-The table: mean and sample standard deviation (ddof=1) over seeds of the accuracy after the last task.
+The table (utils/grid_table.py): mean and sample standard deviation (ddof=1) over seeds of the accuracy
+after the last task.
 """
 import argparse
 import fcntl
-import hashlib
 import json
 import os
 import shlex
@@ -27,67 +28,21 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 
+from utils.grid import PAPER_MODELS, Run, plan
+from utils.grid_table import summarize
+
 REPO = Path(__file__).resolve().parent
 MAIN = REPO / "main.py"
-PAPER_MODELS = ("sgd", "joint", "er", "der", "derpp", "hcr")
 # Runs arguments that cifar.py sets itself; passing them after -- would break the grid.
 MANAGED = ("--model", "--dataset", "--buffer_size", "--seed", "--load_best_args", "--csv_log", "--results_path")
-PRESETS = {  # the released cifar.py: one run with its own hyper-parameters (HCR_REFERENCE.md section 5)
+PRESETS = {  # the released cifar.py: one run with its own hyper-parameters (docs/method.md, "Best hyper-parameters")
     "released": {"dataset": "seq-cifar10", "models": ["hcr"], "buffers": [200], "seeds": [60],
                  "extra": ["--lr", "0.3", "--alpha", "0.5", "--beta", "0.5", "--gamma", "0.5", "--sigmoid", "0.3",
                            "--batch_size", "32", "--minibatch_size", "32", "--n_epochs", "50", "--tensorboard"]},
 }
-# DER paper, Table 2 (HCR_REFERENCE.md section 7): class-IL / task-IL accuracy on seq-cifar10.
-REFERENCE = {"seq-cifar10": {
-    ("joint", None): (92.20, 98.31), ("sgd", None): (19.62, 61.02),
-    ("er", 200): (44.79, 91.19), ("er", 500): (57.74, 93.61), ("er", 5120): (82.47, 96.98),
-    ("der", 200): (61.93, 91.40), ("der", 500): (70.51, 93.40), ("der", 5120): (83.81, 95.43),
-    ("derpp", 200): (64.88, 91.92), ("derpp", 500): (72.70, 93.88), ("derpp", 5120): (85.24, 96.12),
-}}
-
-
-@dataclass(frozen=True)
-class Run:
-    dataset: str
-    model: str
-    buffer: int | None
-    seed: int
-    extra: tuple[str, ...] = ()
-    best_args: tuple[tuple[str, float], ...] = ()  # the run's entry of utils/best_args.py, sorted
-
-    @property
-    def key(self) -> str:
-        digest = hashlib.sha1(json.dumps([self.dataset, self.model, self.buffer, self.seed, self.extra,
-                                          self.best_args]).encode())
-        buffer = "nobuf" if self.buffer is None else f"b{self.buffer}"
-        return f"{self.dataset}-{self.model}-{buffer}-s{self.seed}-{digest.hexdigest()[:8]}"
-
-
-def best_args_of(dataset: str, model: str, buffer: int | None) -> tuple[tuple[str, float], ...]:
-    """The entry of utils/best_args.py that --load_best_args gives the run, sorted. KeyError (main.py
-    would fail) when there is none."""
-    from models import get_all_models
-    from utils.best_args import lookup
-
-    name = getattr(get_all_models().get(model), "BEST_ARGS_MODEL", model)
-    return tuple(sorted(lookup(dataset, name, buffer).items()))
-
-
-def plan(dataset: str, models: list[str], buffers: list[int], seeds: list[int], extra: list[str]) -> list[Run]:
-    """The grid: buffer-free models once per seed, replay models once per buffer and seed. KeyError
-    when utils/best_args.py has no entry for a (model, buffer)."""
-    from models import get_all_models
-    from models.continual_model import ReplayModel
-
-    classes = get_all_models()
-    return [Run(dataset, model, buffer, seed, tuple(extra), best_args_of(dataset, model, buffer))
-            for model in dict.fromkeys(models)
-            for buffer in (sorted(set(buffers)) if issubclass(classes[model], ReplayModel) else [None])
-            for seed in dict.fromkeys(seeds)]
 
 
 def command(run: Run, results: Path) -> list[str]:
@@ -202,98 +157,13 @@ def launch_submitit(runs: list[Run], results: Path, args: argparse.Namespace) ->
     return outcomes
 
 
-def is_current(info: dict) -> bool:
-    """Whether a finished run (its done.json) was made with the best arguments utils/best_args.py
-    gives it now: its key is the one the run would get today."""
-    try:
-        best = best_args_of(info["dataset"], info["model"], info["buffer"])
-    except KeyError:  # the entry is gone
-        return False
-    run = Run(info["dataset"], info["model"], info["buffer"], info["seed"], tuple(info["extra"]), best)
-    return run.key == info["key"]
-
-
-def collect(results: Path, dataset: str):
-    """One row per finished run of ``dataset`` made with the current best arguments: its accuracies
-    after the last task, BWT and forgetting."""
-    import pandas as pd
-
-    from utils.loggers import csv_path
-
-    rows, stale = [], 0
-    for marker in sorted((results / "runs").glob("*/done.json")):
-        info = json.loads(marker.read_text())
-        if info["dataset"] != dataset:
-            continue
-        if not is_current(info):
-            stale += 1
-            continue
-        row = {"key": info["key"], "model": info["model"], "buffer_size": info["buffer"], "seed": info["seed"],
-               "flags": shlex.join(info["extra"])}
-        for setting, name in (("class-il", "class_il"), ("task-il", "task_il")):
-            last = pd.read_csv(csv_path(str(marker.parent), setting, dataset, info["model"])).iloc[-1]
-            row[name] = last[max((c for c in last.index if c[4:].isdigit()), key=lambda c: int(c[4:]))]
-            if setting == "class-il":
-                row["bwt"], row["forgetting"] = last["backward_transfer"], last["forgetting"]
-        rows.append(row)
-    if stale:
-        print(f"left out {stale} finished run(s) made with other values than utils/best_args.py gives now",
-              file=sys.stderr)
-    frame = pd.DataFrame(rows, columns=["key", "model", "buffer_size", "seed", "flags", "class_il", "task_il",
-                                        "bwt", "forgetting"])
-    frame["buffer_size"] = frame["buffer_size"].astype("Int64")
-    rank = {m: i for i, m in enumerate(PAPER_MODELS)}
-    frame["rank"] = frame["model"].map(lambda m: rank.get(m, len(rank)))
-    frame = frame.sort_values(["rank", "model", "buffer_size", "flags", "seed"], na_position="first")
-    return frame.drop(columns="rank")
-
-
-def summarize(results: Path, dataset: str) -> str | None:
-    """Write summary_<dataset>.{csv,md} (and runs_<dataset>.csv, one row per run) and return the Markdown."""
-    import pandas as pd
-
-    runs = collect(results, dataset)
-    if runs.empty:
-        return None
-    table = runs.groupby(["model", "buffer_size", "flags"], sort=False, dropna=False).agg(
-        class_il_mean=("class_il", "mean"), class_il_std=("class_il", "std"), task_il_mean=("task_il", "mean"),
-        task_il_std=("task_il", "std"), bwt=("bwt", "mean"), forgetting=("forgetting", "mean"),
-        seeds=("seed", "size")).reset_index()
-    reference = REFERENCE.get(dataset)
-    if reference:
-        paper = [reference.get((m, None if pd.isna(b) else int(b)), (None, None))
-                 for m, b in zip(table["model"], table["buffer_size"], strict=True)]
-        table["der_paper_class_il"], table["der_paper_task_il"] = [p[0] for p in paper], [p[1] for p in paper]
-    runs.to_csv(results / f"runs_{dataset}.csv", index=False)
-    table.to_csv(results / f"summary_{dataset}.csv", index=False)
-
-    def pm(mean: float, std: float) -> str:
-        return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
-
-    show_flags = table["flags"].nunique() > 1
-    header = ["model", "buffer", *(["flags"] * show_flags), "class-IL", "task-IL", "BWT", "forgetting", "seeds",
-              *(["DER paper class-IL", "DER paper task-IL"] if reference else [])]
-    lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds",
-             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in table.itertuples():
-        cells = [r.model, "-" if pd.isna(r.buffer_size) else str(r.buffer_size),
-                 *([r.flags] * show_flags), pm(r.class_il_mean, r.class_il_std), pm(r.task_il_mean, r.task_il_std),
-                 f"{r.bwt:.2f}", f"{r.forgetting:.2f}", str(r.seeds)]
-        if reference:
-            cells += ["" if pd.isna(v) else f"{v:.2f}" for v in (r.der_paper_class_il, r.der_paper_task_il)]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    (results / f"summary_{dataset}.md").write_text(text)
-    return text
-
-
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     from datasets import get_all_datasets
     from models import get_all_models
     from utils.args import CLIParser, non_negative_int, positive_int
 
-    parser = CLIParser(prog="cifar.py", allow_abbrev=False, description="Run a grid of main.py experiments "
-                       "(best arguments) and tabulate it; arguments after -- go to every run.")
+    parser = CLIParser(prog="cifar.py", allow_abbrev=False, description="Run a grid of main.py experiments on any "
+                       "dataset (best arguments) and tabulate it; arguments after -- go to every run.")
     parser.add_argument("--dataset", default="seq-cifar10", choices=list(get_all_datasets()))
     parser.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=list(get_all_models()))
     parser.add_argument("--buffers", nargs="+", type=positive_int, default=[200, 500, 5120],

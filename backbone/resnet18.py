@@ -1,4 +1,4 @@
-"""ResNet-18 for 32x32 inputs, as in the DER/HCR code bases (reference section 1)."""
+"""ResNet-18 for 32x32 inputs, as in the DER/HCR code bases (docs/method.md, "Setting and protocol")."""
 import torch
 import torch.nn.functional as F
 from torch import nn

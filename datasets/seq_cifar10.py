@@ -1,4 +1,4 @@
-"""Sequential CIFAR-10: 5 tasks of 2 classes in label order, ResNet-18 (reference section 1)."""
+"""Sequential CIFAR-10: 5 tasks of 2 classes in label order, ResNet-18 (docs/method.md, "Setting and protocol")."""
 import pickle
 from collections.abc import Callable
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Tests of backbone/resnet18.py and backbone/mlp.py (reference section 1)."""
+"""Tests of backbone/resnet18.py and backbone/mlp.py (docs/method.md, "Setting and protocol")."""
 import math
 
 import pytest

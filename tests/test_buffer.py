@@ -1,4 +1,4 @@
-"""Tests of utils/buffer.py (reference section 2): reservoir sampling over the whole stream."""
+"""Tests of utils/buffer.py (docs/method.md, "Reservoir buffer"): reservoir sampling over the whole stream."""
 import io
 import math
 

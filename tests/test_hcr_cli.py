@@ -11,7 +11,7 @@ from datasets import get_all_datasets
 from models import get_all_models
 from tests.conftest import REPO, subprocess_env
 
-# HCR_REFERENCE.md section 5: (lr, alpha, beta, gamma, sigmoid); batch = minibatch = 32, 50 epochs.
+# docs/method.md, "Best hyper-parameters": (lr, alpha, beta, gamma, sigmoid); batch = minibatch = 32, 50 epochs.
 RELEASED = {200: (0.01, 0.01, 0.9, 0.5, 0.01), 500: (0.03, 0.01, 0.3, 0.5, 0.01), 5120: (0.03, 0.5, 0.3, 0.5, 0.5)}
 
 

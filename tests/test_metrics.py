@@ -1,4 +1,4 @@
-"""Tests of utils/metrics.py (reference section 6) on hand-computed accuracy matrices.
+"""Tests of utils/metrics.py (docs/method.md, "Evaluation and metrics") on hand-computed accuracy matrices.
 
 Row t holds R[t][0..t]; rows t < T-1 also hold, at index t+1, the accuracy on task t+1
 measured just before training it (so row t has t+2 entries, the last row T entries).

@@ -86,7 +86,7 @@ def test_buffer_stores_unaugmented_inputs_and_labels(name):
 
 
 def hcr_reference_step(model, x, y, icr_weight_mode: str):
-    """The update the reference prescribes, written out from HCR_REFERENCE.md section 3."""
+    """The update the reference prescribes, written out from docs/method.md, "The training step"."""
     args, net = model.args, copy.deepcopy(model.net)
     buffer = copy.deepcopy(model.buffer)
     draws = [buffer.get_data(args.minibatch_size) for _ in range(4)]

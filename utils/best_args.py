@@ -1,9 +1,9 @@
 """Best hyper-parameters: BEST_ARGS[dataset][model][buffer size] (None for buffer-free models).
 
 seq-cifar10: the released HCR code (hcr, er, sgd) and the DER paper (der, derpp);
-batch_size = minibatch_size = 32 and 50 epochs everywhere (HCR_REFERENCE.md section 5).
+batch_size = minibatch_size = 32 and 50 epochs everywhere (docs/method.md, "Best hyper-parameters").
 seq-fmnist: mammoth's seq-mnist values (batch 10, 1 epoch); hcr has no published values there:
-ours come from scripts/search_hcr_fmnist.py on the validation split (README).
+ours come from scripts/search_hcr_fmnist.py on the validation split (docs/search_hcr_fmnist.md).
 """
 
 def _cifar(lr: float, **kwargs: float) -> dict:

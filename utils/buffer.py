@@ -1,4 +1,4 @@
-"""Reservoir memory buffer (reference section 2), kept on the training device.
+"""Reservoir memory buffer (docs/method.md, "Reservoir buffer"), kept on the training device.
 
 Storage tensors have one extra "discard" row at index ``capacity``: examples the
 reservoir rejects are written there, so a whole batch is inserted with a single

@@ -1,6 +1,6 @@
 """Loss terms of Hierarchical Correlations Replay (HCR).
 
-One pure function per equation of the specification (HCR_REFERENCE.md, sections 3 and 4).
+One pure function per equation of docs/method.md (each function names its section).
 Every function takes raw network outputs (logits) and L2-normalises rows itself where the
 reference does.
 """
@@ -18,7 +18,8 @@ NORMALIZE_EPS = 1e-12  # F.normalize's default
 
 
 def correlation_congruence(student: Tensor, teacher: Tensor, gamma: float = 2.0, order: int = 3) -> Tensor:
-    """Correlation congruence with a Taylor-expanded Gaussian kernel.
+    """Correlation congruence with a Taylor-expanded Gaussian kernel
+    (docs/method.md, "Correlation congruence").
 
     ``S = x x^T`` on row-normalised ``x``;
     ``K(S) = sum_{p=0..order} exp(-2 gamma) (2 gamma)^p / p! * S^p`` (element-wise powers);
@@ -85,7 +86,8 @@ def _normalized_pair(student: Tensor, teacher: Tensor) -> Tensor:
 
 
 def consecutive_correlation(student: Tensor, teacher: Tensor) -> Tensor:
-    """Correlation of consecutive rows of the absolute logit gap (raw logits, order dependent).
+    """Correlation of consecutive rows of the absolute logit gap (raw logits, order dependent)
+    (docs/method.md, "Consecutive correlation").
 
     ``D = |s - t|``; returns ``mean_{i=0..n-2} sum_j D[i, j] * D[i+1, j]`` (0 when n < 2).
     """
@@ -100,7 +102,8 @@ def semihard_triplets(
     embeddings: Tensor, labels: Tensor, margin: float = 0.2
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Semihard triplet indices, identical to pytorch-metric-learning 2.x
-    ``TripletMarginMiner(margin, type_of_triplets="semihard")`` with its default ``LpDistance``.
+    ``TripletMarginMiner(margin, type_of_triplets="semihard")`` with its default ``LpDistance``
+    (docs/method.md, "Semihard triplet mining").
 
     ``e = normalize(embeddings)``, ``d(i, j) = ||e_i - e_j||`` (``torch.cdist``, as pml does);
     keeps every ``(a, p, n)`` with ``y_a == y_p``, ``a != p``, ``y_n != y_a`` and
@@ -140,7 +143,8 @@ def _triplet_distances(e: Tensor, triplets: tuple[Tensor, Tensor, Tensor]) -> tu
 
 
 def triplet_softmax_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.2) -> Tensor:
-    """Softmax triplet loss on semihard triplets of ``e = normalize(embeddings)``.
+    """Softmax triplet loss on semihard triplets of ``e = normalize(embeddings)``
+    (docs/method.md, "Triplet softmax loss").
 
     ``mean -log(exp(-d_ap) / (exp(-d_an) + exp(-d_ap))) = mean softplus(d_ap - d_an)``;
     0 when no triplet is mined.
@@ -160,7 +164,8 @@ def triplet_distribution_kl(
     margin: float = 0.2,
     mode: str = "faithful",
 ) -> Tensor:
-    """Instance-level correlation (ICR) term on semihard triplets mined on the student.
+    """Instance-level correlation (ICR) term on semihard triplets mined on the student
+    (docs/method.md, "Instance-level correlation (ICR)").
 
     With ``s = normalize(student)``, ``t = normalize(teacher)`` and, for each triplet,
     ``q = sigmoid((d_an - d_ap) / 4)``:

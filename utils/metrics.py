@@ -1,4 +1,4 @@
-"""Continual-learning summary metrics over an accuracy matrix (reference section 6).
+"""Continual-learning summary metrics over an accuracy matrix (docs/method.md, "Evaluation and metrics").
 
 ``results[t][i]`` is the accuracy on task i after training task t; row t - 1 also holds,
 at index t, the accuracy on task t measured just before training it. Inputs are never

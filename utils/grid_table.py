@@ -1,0 +1,90 @@
+"""The grid's table: one row per finished run, then mean and sample standard deviation over seeds
+per (model, buffer, flags), beside the DER paper's numbers where it has them."""
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from utils.grid import PAPER_MODELS, is_current
+
+# DER paper, Table 2 (docs/method.md, "Reference numbers"): class-IL / task-IL accuracy on seq-cifar10.
+REFERENCE = {"seq-cifar10": {
+    ("joint", None): (92.20, 98.31), ("sgd", None): (19.62, 61.02),
+    ("er", 200): (44.79, 91.19), ("er", 500): (57.74, 93.61), ("er", 5120): (82.47, 96.98),
+    ("der", 200): (61.93, 91.40), ("der", 500): (70.51, 93.40), ("der", 5120): (83.81, 95.43),
+    ("derpp", 200): (64.88, 91.92), ("derpp", 500): (72.70, 93.88), ("derpp", 5120): (85.24, 96.12),
+}}
+
+
+def collect(results: Path, dataset: str):
+    """One row per finished run of ``dataset`` made with the current best arguments: its accuracies
+    after the last task, BWT and forgetting."""
+    import pandas as pd
+
+    from utils.loggers import csv_path
+
+    rows, stale = [], 0
+    for marker in sorted((results / "runs").glob("*/done.json")):
+        info = json.loads(marker.read_text())
+        if info["dataset"] != dataset:
+            continue
+        if not is_current(info):
+            stale += 1
+            continue
+        row = {"key": info["key"], "model": info["model"], "buffer_size": info["buffer"], "seed": info["seed"],
+               "flags": shlex.join(info["extra"])}
+        for setting, name in (("class-il", "class_il"), ("task-il", "task_il")):
+            last = pd.read_csv(csv_path(str(marker.parent), setting, dataset, info["model"])).iloc[-1]
+            row[name] = last[max((c for c in last.index if c[4:].isdigit()), key=lambda c: int(c[4:]))]
+            if setting == "class-il":
+                row["bwt"], row["forgetting"] = last["backward_transfer"], last["forgetting"]
+        rows.append(row)
+    if stale:
+        print(f"left out {stale} finished run(s) made with other values than utils/best_args.py gives now",
+              file=sys.stderr)
+    frame = pd.DataFrame(rows, columns=["key", "model", "buffer_size", "seed", "flags", "class_il", "task_il",
+                                        "bwt", "forgetting"])
+    frame["buffer_size"] = frame["buffer_size"].astype("Int64")
+    rank = {m: i for i, m in enumerate(PAPER_MODELS)}
+    frame["rank"] = frame["model"].map(lambda m: rank.get(m, len(rank)))
+    frame = frame.sort_values(["rank", "model", "buffer_size", "flags", "seed"], na_position="first")
+    return frame.drop(columns="rank")
+
+
+def summarize(results: Path, dataset: str) -> str | None:
+    """Write summary_<dataset>.{csv,md} (and runs_<dataset>.csv, one row per run) and return the Markdown."""
+    import pandas as pd
+
+    runs = collect(results, dataset)
+    if runs.empty:
+        return None
+    table = runs.groupby(["model", "buffer_size", "flags"], sort=False, dropna=False).agg(
+        class_il_mean=("class_il", "mean"), class_il_std=("class_il", "std"), task_il_mean=("task_il", "mean"),
+        task_il_std=("task_il", "std"), bwt=("bwt", "mean"), forgetting=("forgetting", "mean"),
+        seeds=("seed", "size")).reset_index()
+    reference = REFERENCE.get(dataset)
+    if reference:
+        paper = [reference.get((m, None if pd.isna(b) else int(b)), (None, None))
+                 for m, b in zip(table["model"], table["buffer_size"], strict=True)]
+        table["der_paper_class_il"], table["der_paper_task_il"] = [p[0] for p in paper], [p[1] for p in paper]
+    runs.to_csv(results / f"runs_{dataset}.csv", index=False)
+    table.to_csv(results / f"summary_{dataset}.csv", index=False)
+
+    def pm(mean: float, std: float) -> str:
+        return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+
+    show_flags = table["flags"].nunique() > 1
+    header = ["model", "buffer", *(["flags"] * show_flags), "class-IL", "task-IL", "BWT", "forgetting", "seeds",
+              *(["DER paper class-IL", "DER paper task-IL"] if reference else [])]
+    lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds",
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in table.itertuples():
+        cells = [r.model, "-" if pd.isna(r.buffer_size) else str(r.buffer_size),
+                 *([r.flags] * show_flags), pm(r.class_il_mean, r.class_il_std), pm(r.task_il_mean, r.task_il_std),
+                 f"{r.bwt:.2f}", f"{r.forgetting:.2f}", str(r.seeds)]
+        if reference:
+            cells += ["" if pd.isna(v) else f"{v:.2f}" for v in (r.der_paper_class_il, r.der_paper_task_il)]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    (results / f"summary_{dataset}.md").write_text(text)
+    return text
