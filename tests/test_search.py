@@ -63,13 +63,17 @@ def test_grid_confirmation_and_one_standard_error_choice(tmp_path, monkeypatch, 
         return accuracy is not None
 
     monkeypatch.setattr(search, "run", fake_run)
-    monkeypatch.setattr("sys.argv", ["search_hcr_fmnist.py", "--results_path", str(tmp_path)])
+    report = tmp_path / "report.md"
+    monkeypatch.setattr("sys.argv", ["search_hcr_fmnist.py", "--results_path", str(tmp_path), "--docs", str(report)])
     search.main()
 
     configs = [dict(zip(search.GRID, v, strict=True)) for v in itertools.product(*search.GRID.values())]
     grid = [(b, 0, tuple(c.values())) for b in search.BUFFERS for c in configs]
     assert sorted(s for s in started if s[1] == 0) == sorted(grid)
-    grid_table, confirmation, chosen = capsys.readouterr().out.split("per buffer size")
+    printed = capsys.readouterr().out
+    grid_table, confirmation, chosen = printed.split("per buffer size")[1:4]
+    for table in (grid_table, confirmation, chosen):  # the report holds the printed tables
+        assert table.split(":", 1)[1].split("\n\n")[0].strip() in report.read_text()
     confirmations = []
     # the fake data exercise both outcomes of the rule; at 5120 the best beta-0.5 run diverged once
     for buffer_size, expected_draw, expected_beta in zip(search.BUFFERS, (10, 64, 64), (0.5, 0.5, 1.0), strict=True):
