@@ -1,5 +1,4 @@
 """Sequential CIFAR-10: 5 tasks of 2 classes in label order, ResNet-18 (docs/method.md, "Setting and protocol")."""
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import torch
 from torch import nn
 
 from backbone.resnet18 import ResNet18
+from datasets.cifar_pickle import CifarUnpickler, Refused, shown
 from datasets.continual_dataset import ContinualDataset, as_tensors
 from utils.augment import normalize, random_crop_flip
 from utils.errors import UserError
@@ -17,17 +17,22 @@ BATCHES_DIR = "cifar-10-batches-py"
 
 
 def read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read pickled batches of the official ``cifar-10-batches-py`` layout."""
+    """Read pickled batches of the official ``cifar-10-batches-py`` layout, with ``CifarUnpickler``."""
     images, labels = [], []
     for name in names:
         path = folder / name
         try:
             with open(path, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
+                entry = CifarUnpickler(f, encoding="latin1").load()
             data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             target = np.asarray(entry["labels"])
+            if target.size and target.dtype.kind not in "iu":  # e.g. strings, or objects a crafted file left there
+                raise ValueError(f"labels of dtype {shown(str(target.dtype))}")
         except FileNotFoundError:
             raise UserError(f"CIFAR-10 file {path} is missing") from None
+        except Refused as e:
+            why = f"it needs {e}, which the official files never contain"
+            raise UserError(f"CIFAR-10 file {path} is refused: {why}") from None
         except Exception as e:  # any unpickling or reshaping failure means the file is damaged
             raise UserError(f"CIFAR-10 file {path} is corrupted ({type(e).__name__}: {e})") from None
         if len(target) != len(data):
