@@ -31,8 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from queue import SimpleQueue
 
+from utils.errors import UserError
 from utils.grid import PAPER_MODELS, Run, plan
 from utils.grid_table import summarize
+from utils.loggers import check_writable
 
 REPO = Path(__file__).resolve().parent
 MAIN = REPO / "main.py"
@@ -197,14 +199,34 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     if args.summarize:
         return args, []
     try:
-        return args, plan(args.dataset, args.models, args.buffers, args.seeds, extra)
+        runs = plan(args.dataset, args.models, args.buffers, args.seeds, extra)
     except KeyError as e:
         parser.error(e.args[0])
+    check_main_arguments(runs)
+    return args, runs
+
+
+def check_main_arguments(runs: list[Run]) -> None:
+    """Parse each kind of run's command line with main.py's own parser before anything runs: a bad
+    flag after -- fails the grid at once (main.py's one-line message, exit 2), not every run."""
+    import main
+    from datasets import get_all_datasets
+    from models import get_all_models
+
+    models, datasets = get_all_models(), get_all_datasets()
+    for run in {(run.model, run.buffer): run for run in runs}.values():
+        main.parse_args(command(run, Path("results"))[2:], models, datasets, prog="cifar.py")
 
 
 def main(argv: list[str] | None = None) -> int:
     args, runs = parse_args(sys.argv[1:] if argv is None else list(argv))
     results = Path(args.results).resolve()
+    if not args.dry_run:
+        try:
+            check_writable(results)
+        except UserError as e:
+            print(f"cifar.py: error: {e}", file=sys.stderr)
+            return 2
     if args.summarize:
         text = summarize(results, args.dataset)
         print(text or f"no finished {args.dataset} runs in {results / 'runs'}")

@@ -2,7 +2,6 @@
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,12 +19,13 @@ from utils.checkpoint import (
 )
 from utils.errors import Interrupted, RunFailure, UserError, stop_on_signals
 from utils.experiment import build
-from utils.loggers import SETTINGS, TensorBoardLogger, append_row, csv_path, result_row
+from utils.loggers import SETTINGS, TensorBoardLogger, append_row, check_writable, csv_path, result_row
 from utils.training import History, Progress, train
 
 
-def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIParser:
-    parser = CLIParser(description="Replay-based continual learning (HCR and baselines).", allow_abbrev=False)
+def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str | None = None) -> CLIParser:
+    parser = CLIParser(prog=prog, description="Replay-based continual learning (HCR and baselines).",
+                       allow_abbrev=False)
     parser.add_argument("--model", required=True, choices=list(models), help="Model name.")
     parser.add_argument("--dataset", required=True, choices=list(datasets), help="Dataset name.")
     parser.add_hyperparameter("lr", positive_float, "Learning rate.")
@@ -63,12 +63,12 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None) -> CLIPar
     return parser
 
 
-def parse_args(argv: list[str], models: dict, datasets: dict) -> argparse.Namespace:
+def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None = None) -> argparse.Namespace:
     """Parse in two passes: the model named on the command line adds its own arguments."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model")
     model_cls = models.get(pre.parse_known_args(argv)[0].model)
-    parser = build_parser(models, datasets, model_cls)
+    parser = build_parser(models, datasets, model_cls, prog)
     args = parser.parse_args(argv)
     if args.load_best_args:
         buffer_size = getattr(args, "buffer_size", None)
@@ -85,17 +85,6 @@ def parse_args(argv: list[str], models: dict, datasets: dict) -> argparse.Namesp
     if missing:
         parser.error(f"{', '.join(missing)} required for {args.model} (give them or use --load_best_args)")
     return args
-
-
-def check_writable(folder: str) -> None:
-    """Fail before training, not after hours of it, when results cannot be written."""
-    path = Path(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise UserError(f"results folder {path} is not writable ({e.strerror})") from None
 
 
 def find_resume(args: argparse.Namespace, setting: str) -> tuple[Path, dict] | tuple[None, None]:

@@ -85,6 +85,33 @@ def test_bad_selections_are_refused_before_running(tmp_path, capsys):
     assert "--seed" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--lr", "-5"], "cifar.py: error: argument --lr: must be positive and finite, got -5"),
+    (["--alpha", "0.3"], "cifar.py: error: unrecognized arguments: --alpha 0.3"),  # sgd has no alpha
+    (["--icr_mode", "exact"], "cifar.py: error: unrecognized arguments: --icr_mode exact"),
+])
+def test_bad_pass_through_flags_fail_the_grid_before_any_run(tmp_path, capsys, monkeypatch, extra, message):
+    """main.py's own parser checks the flags after -- once, before anything runs or is written."""
+    monkeypatch.setattr(cifar, "execute_run", lambda *a, **k: pytest.fail("a run was started"))
+    results = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        cifar.main([*GRID, "--seeds", "0", "--results", str(results), "--", *extra])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [message]
+    assert not results.exists()
+
+
+def test_unwritable_results_folder_is_one_line_before_any_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cifar, "execute_run", lambda *a, **k: pytest.fail("a run was started"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for folder in (blocker / "results", Path("/proc/nope")):
+        code, out = _main([*GRID, "--seeds", "0", "--results", str(folder), "--", *FMNIST_EXTRA])
+        assert code == 2 and out == ""
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"cifar.py: error: results folder {folder} is not writable")
+
+
 # --- the local launcher, with a stand-in for main.py --------------------------------------
 
 FAKE_MAIN = ("import os, sys; print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('CUDA_VISIBLE_DEVICES')); "
@@ -141,17 +168,20 @@ def _snapshot(results: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in files}
 
 
+BROKEN = cifar.Run("seq-fmnist", "sgd", None, 0, (*FMNIST_EXTRA, "--batch_size", "100000"))
+
+
 @pytest.fixture(scope="module")
 def fmnist_grid(fmnist_dir, tmp_path_factory):
-    """Three invocations over one results folder: (A) seed 0 of sgd and er/200 plus a run of a
-    model main.py does not know, (B) seeds 0 and 1, which must run only seed 1, (C) the same again."""
+    """Three invocations over one results folder: (A) seed 0 of sgd and er/200 plus a run that
+    main.py refuses at run time (its batch is larger than a task), (B) seeds 0 and 1, which must run only seed 1, (C) the same again."""
     results = tmp_path_factory.mktemp("grid")
     common = [*GRID, "--results", str(results), "--launcher", "submitit-local", "--jobs", "2"]
     real_plan, found = cifar.plan, {}
 
     def plan_with_a_broken_run(*args, **kwargs):
         runs = real_plan(*args, **kwargs)
-        return [*runs, cifar.Run("seq-fmnist", "no_such_model", None, 0, runs[0].extra)]
+        return [*runs, BROKEN]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cifar, "plan", plan_with_a_broken_run)
@@ -168,10 +198,10 @@ def test_failing_run_is_reported_and_the_others_finish(fmnist_grid):
     results, found = fmnist_grid
     code, out = found["A"]
     assert code == 1
-    broken = cifar.Run("seq-fmnist", "no_such_model", None, 0, tuple(FMNIST_EXTRA))
+    broken = BROKEN
     log = results / "runs" / broken.key / "log.txt"
     assert f"FAILED {broken.key}: see {log}" in out
-    assert "invalid choice" in log.read_text()
+    assert "exceeds the 12000 training examples" in log.read_text()
     assert not (log.parent / "done.json").exists()
     assert len(list(results.glob("runs/*-s0-*/done.json"))) == 2  # sgd and er finished all the same
     assert "| sgd | - |" in out and "| er | 200 |" in out  # the table of what finished

@@ -362,3 +362,81 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(runs, tmp_path, caps
     assert ": error: " in lines[0] and needle in lines[0]
     assert sorted(tmp_path.rglob("*")) == before
     assert not (tmp_path / "results").exists()
+
+
+# --- untrusted checkpoints and full disks ---------------------------------------------------------
+
+DISK_FULL_AT_SAVE = """
+import errno, sys, torch
+import main
+save, calls = torch.save, [0]
+def save_until_the_disk_is_full(obj, f, *a, **k):
+    calls[0] += 1
+    if calls[0] == {call}:  # half a file, then the disk is full
+        f.write(b"PK partial checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return save(obj, f, *a, **k)
+torch.save = save_until_the_disk_is_full
+sys.exit(main.main(sys.argv[1:]))
+"""
+
+
+class _Payload:
+    """Unpickling it runs ``touch <marker>``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["foreign", "posing as ours"])
+def test_checkpoint_with_code_is_refused_and_nothing_runs(tmp_path, capsys, restore_determinism, wrapped):
+    marker, path = tmp_path / "marker", tmp_path / "evil.pt"
+    payload = {"x": _Payload(marker)}
+    torch.save({"format": 2, "args": {}, **payload} if wrapped else payload, path)
+    assert main.main(_argv(tmp_path, tmp_path / "results", "--resume", str(path))) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"main.py: error: checkpoint {path} is refused: it holds Python objects")
+    assert not marker.exists()
+    assert not (tmp_path / "results").exists()
+
+
+def test_checkpoint_of_the_pickling_format_is_refused(tmp_path, capsys, restore_determinism):
+    """Format 1 kept numpy's generator state as an array object: refused with a clear line."""
+    import numpy as np
+
+    path = tmp_path / "task1.pt"
+    torch.save({"format": 1, "rng": {"numpy": np.random.get_state()}}, path)
+    assert main.main(_argv(tmp_path, tmp_path / "results", "--resume", str(path))) == 2
+    assert "a version before format 2" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_checkpoint_holds_only_tensors_and_plain_values(runs):
+    """Every checkpoint loads with weights_only=True, and round-trips the generator states."""
+    _, _, _, results = runs["full"]
+    state = torch.load(_ckpt(results, 3), weights_only=True)
+    assert state["format"] == 2 and state["next_task"] == 3
+    assert isinstance(state["history"], dict) and isinstance(state["rng"]["numpy"][1], torch.Tensor)
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(runs, tmp_path):
+    """The write of task3.pt (the fourth save: task0..task3) fails half-way with ENOSPC: one line
+    naming it, exit 1, no partial file, task2.pt intact; resumed from it, the run ends as the
+    uninterrupted one does."""
+    data = _data(tmp_path / "data")
+    results = tmp_path / "results"
+    rc, _, err = _finish(_start(_argv(data, results), DISK_FULL_AT_SAVE.format(call=4)))
+    assert rc == 1, err[-2000:]
+    [line] = [x for x in err.splitlines() if x.startswith("main.py:")]
+    folder = _ckpt(results, 2).parent
+    assert line == (f"main.py: error: could not write checkpoint {folder / 'task3.pt'} (No space left on device); "
+                    f"the previous one is intact: {folder / 'task2.pt'}")
+    assert sorted(p.name for p in folder.iterdir()) == ["task2.pt"]
+    assert load_checkpoint(folder / "task2.pt", main.parse_args(_argv(data, results), *_registries()))["next_task"] == 2
+    rc, _, err = _finish(_start(_argv(data, results, "--resume", "auto")))
+    assert rc == 0, err[-2000:]
+    assert _row(results) == _row(runs["full"][3])

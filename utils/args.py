@@ -18,11 +18,11 @@ def _number(cast: type, test, what: str):
     return parse
 
 
-positive_int = _number(int, lambda v: v > 0, "a positive")
-non_negative_int = _number(int, lambda v: v >= 0, "a non-negative")
+positive_int = _number(int, lambda v: v > 0, "positive")
+non_negative_int = _number(int, lambda v: v >= 0, "non-negative")
 seed_int = _number(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
-positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive")
-non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative")
+positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "positive and finite")
+non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "non-negative and finite")
 
 
 class CLIParser(argparse.ArgumentParser):

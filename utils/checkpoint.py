@@ -1,29 +1,33 @@
 """Task-boundary checkpoints: written atomically (only the newest kept unless asked), checked
 against the run's arguments on load.
 
-A checkpoint holds everything a run carries from one task to the next (network, buffer,
+A checkpoint holds only tensors and plain Python values (numbers, strings, lists, tuples, dicts),
+and is read with ``torch.load(weights_only=True)``: a file that needs anything else is refused
+before any of it runs, so resuming from a checkpoint someone sent you cannot run their code.
+
+It holds everything a run carries from one task to the next (network, buffer,
 accuracy history, every random generator; plain SGD has no state of its own, and its learning
 rate is one of the arguments checked on load), taken right after a task's evaluation:
 a run resumed from it repeats the uninterrupted run bit for bit (on CPU).
 """
+import dataclasses
 import hashlib
 import json
 import os
 import pickle
 import random
 import tempfile
-import zipfile
 from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from utils.errors import UserError
+from utils.errors import RunFailure, UserError
 from utils.loggers import NOT_LOGGED, TensorBoardLogger
-from utils.training import Progress
+from utils.training import History, Progress
 
-FORMAT = 1
+FORMAT = 2  # 2: tensors and plain values only (format 1 pickled Python objects)
 # Arguments that do not change a result: a checkpoint may be resumed with other values.
 PLUMBING = NOT_LOGGED
 
@@ -40,13 +44,20 @@ def checkpoint_dir(args: Namespace, setting: str) -> Path:
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every random generator's state as tensors and plain values."""
+    version, python_state, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(python_state), gauss],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+            "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -63,7 +74,7 @@ def model_state(model: torch.nn.Module) -> dict:
 def run_state(args: Namespace, progress: Progress, model: torch.nn.Module, tb: TensorBoardLogger | None) -> dict:
     """What a checkpoint holds after a task: the arguments, where the run stands, its TensorBoard
     points, the learner and the random generators."""
-    return {"args": run_config(args), "next_task": progress.next_task, "history": progress.history,
+    return {"args": run_config(args), "next_task": progress.next_task, "history": dataclasses.asdict(progress.history),
             "epoch_index": progress.epoch_index, "tb_run_name": tb and tb.run_name, "tb_points": tb and tb.points,
             **model_state(model)}
 
@@ -74,7 +85,7 @@ def restore_run(model: torch.nn.Module, state: dict) -> Progress:
     if "buffer" in state:
         model.buffer.load_state_dict(state["buffer"])
     set_rng_state(state["rng"])  # last: building the model drew from the generators
-    return Progress(state["next_task"], state["history"], state["epoch_index"])
+    return Progress(state["next_task"], History(**state["history"]), state["epoch_index"])
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -102,8 +113,15 @@ class CheckpointWriter:
         self.newest = resumed_from  # what a run interrupted now resumes from
 
     def save(self, next_task: int, state: dict) -> None:
-        self.newest = self.folder / f"task{next_task}.pt"
-        save_checkpoint(self.newest, state)
+        """Write the checkpoint; a failed write (a full disk) stops the run with a one-line
+        ``RunFailure`` and leaves the previous checkpoint as it was."""
+        path = self.folder / f"task{next_task}.pt"
+        try:
+            save_checkpoint(path, state)
+        except OSError as e:
+            raise RunFailure(f"could not write checkpoint {path} ({e.strerror or e}); "
+                             f"the previous one is intact: {self.newest or 'none'}") from None
+        self.newest = path
         if not self.keep_all:
             for older in self.folder.glob("task*.pt"):
                 if older != self.newest:
@@ -121,14 +139,18 @@ def latest_checkpoint(args: Namespace, setting: str) -> Path:
 def load_checkpoint(path: str | Path, args: Namespace) -> dict:
     """Load a checkpoint of this very configuration; any problem is a one-line UserError."""
     try:
-        # weights_only=False: the state holds Python objects (random generator states, the
-        # arguments); --resume reads files this program wrote, never foreign ones.
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # unpickles no code
     except FileNotFoundError:
         raise UserError(f"checkpoint {path} does not exist") from None
     except IsADirectoryError:
         raise UserError(f"checkpoint {path} is a folder, not a file") from None
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except pickle.UnpicklingError as e:
+        if "global" in str(e).lower():  # it names a class or function to call: refused, not called
+            raise UserError(f"checkpoint {path} is refused: it holds Python objects besides tensors and plain values "
+                            f"(not a checkpoint of this program, or one of a version before format {FORMAT}); "
+                            "nothing in it was run") from None
+        raise UserError(f"checkpoint {path} is truncated or corrupted ({type(e).__name__})") from None
+    except Exception as e:  # a damaged file fails in many ways; every one means "unusable"
         raise UserError(f"checkpoint {path} is truncated or corrupted ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"checkpoint {path} is not a checkpoint of this program (format {FORMAT})")

@@ -6,12 +6,24 @@ import os
 import tempfile
 from pathlib import Path
 
+from utils.errors import UserError
 from utils.metrics import backward_transfer, forgetting, forward_transfer
 
 # Run-time plumbing that does not change a result; left out of the CSV rows.
 NOT_LOGGED = ("csv_log", "tensorboard", "load_best_args", "data_path", "results_path", "num_workers", "offline",
               "resume", "keep_checkpoints")
 SETTINGS = ("class-il", "task-il")
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail before training, not after hours of it, when results cannot be written there."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f"results folder {path} is not writable ({e.strerror})") from None
 
 
 def csv_path(results_path: str, setting: str, dataset: str, model: str) -> Path:
