@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from datasets import get_all_datasets
 from models import get_all_models
 from utils.args import CLIParser, non_negative_int, positive_float, positive_int, seed_int
@@ -15,12 +17,23 @@ from utils.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     restore_run,
+    run_config,
     run_state,
 )
 from utils.errors import Interrupted, RunFailure, UserError, stop_on_signals
 from utils.experiment import build
-from utils.loggers import SETTINGS, TensorBoardLogger, append_row, check_writable, csv_path, result_row
-from utils.training import History, Progress, train
+from utils.loggers import (
+    SETTINGS,
+    TensorBoardLogger,
+    append_row,
+    check_writable,
+    code_version,
+    csv_path,
+    has_row,
+    result_row,
+)
+from utils.status import clock_text
+from utils.training import Progress, train
 
 
 def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str | None = None) -> CLIParser:
@@ -88,39 +101,87 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
 
 
 def find_resume(args: argparse.Namespace, setting: str) -> tuple[Path, dict] | tuple[None, None]:
-    """The checkpoint that ``--resume`` names and its state, checked before any data is loaded."""
+    """The checkpoint that ``--resume`` names and its state, checked before any data is loaded;
+    with ``auto`` and no checkpoint of this configuration, none: the run starts from the beginning."""
     if args.resume is None:
         return None, None
     path = latest_checkpoint(args, setting) if args.resume == "auto" else Path(args.resume)
+    if path is None:
+        print(f"main.py: --resume auto: no checkpoint in {checkpoint_dir(args, setting)}: starting from the "
+              "beginning", file=sys.stderr)
+        return None, None
     return path, load_checkpoint(path, args)
+
+
+def result_paths(args: argparse.Namespace) -> list[Path]:
+    return [csv_path(args.results_path, setting, args.dataset, args.model) for setting in SETTINGS]
+
+
+def is_finished(args: argparse.Namespace, state: dict, n_tasks: int) -> bool:
+    """Whether the run of this checkpoint trained every task and, with --csv_log, wrote its rows."""
+    return state["next_task"] == n_tasks and (
+        not args.csv_log or all(has_row(path, "run_id", state["run_id"]) for path in result_paths(args)))
+
+
+def tensorboard_run_name(args: argparse.Namespace) -> str:
+    """The buffer size and the model's hyper-parameters (as given or filled), seed, time and pid."""
+    model_cls = get_all_models()[args.model]
+    names = build_parser(get_all_models(), get_all_datasets(), model_cls).hyperparameters
+    short = {"buffer_size": "buf", "minibatch_size": "mb", "batch_size": "bs", "n_epochs": "ep"}
+    order = sorted(names, key=lambda n: n != "buffer_size")  # the buffer first
+    parts = [f"{short.get(n, n)}{getattr(args, n):g}" for n in order]
+    return "-".join([*parts, f"seed{args.seed}", time.strftime("%Y%m%d-%H%M%S"), str(os.getpid())])
 
 
 def open_tensorboard(args: argparse.Namespace, setting: str, resume: dict | None) -> TensorBoardLogger | None:
     """The run's TensorBoard logger; a resumed run goes on in the folder of the run it continues."""
     if not args.tensorboard:
         return None
-    run_name = (resume and resume["tb_run_name"]
-                or f"seed{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-    return TensorBoardLogger(args.results_path, setting, args.dataset, args.model, run_name,
+    run_name = resume and resume["tb_run_name"] or tensorboard_run_name(args)
+    return TensorBoardLogger(args.results_path, setting, args.dataset, args.model, run_name, run_config(args),
                              resume and resume["tb_points"])
 
 
-def write_rows(args: argparse.Namespace, history: History) -> None:
-    for setting in SETTINGS:
+def write_rows(args: argparse.Namespace, progress: Progress, device: torch.device) -> None:
+    """The run's CSV rows, with what says which run it is; a row of this run id is never written twice."""
+    run = {"run_id": progress.run_id, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+           "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(progress.elapsed, 1),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": code_version()}
+    history = progress.history
+    for setting, path in zip(SETTINGS, result_paths(args), strict=True):
         row = result_row(history.mean_accs(setting), history.results[setting], history.random_results[setting],
-                         vars(args))
-        append_row(csv_path(args.results_path, setting, args.dataset, args.model), row)
+                         vars(args), run)
+        append_row(path, row, unique="run_id")
+
+
+def report_where(args: argparse.Namespace, tb: TensorBoardLogger | None, checkpoint: Path | None) -> None:
+    """Where the run's results are."""
+    if args.csv_log:
+        print("results: " + ", ".join(map(str, result_paths(args))), file=sys.stderr)
+    if tb is not None:
+        print(f"TensorBoard: {tb.log_dir}", file=sys.stderr)
+    if checkpoint is not None:
+        print(f"checkpoint: {checkpoint}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> None:
-    setting = get_all_datasets()[args.dataset].SETTING
+    dataset_cls = get_all_datasets()[args.dataset]
+    setting = dataset_cls.SETTING
     resume_path, resume = find_resume(args, setting)
+    if resume is not None and is_finished(args, resume, dataset_cls.N_TASKS):
+        print(f"main.py: this run finished before ({resume_path}); nothing to do", file=sys.stderr)
+        report_where(args, None, resume_path)
+        return
     experiment = build(args)
     saving = args.csv_log or args.tensorboard  # checkpoints go with the results
     if saving:
         check_writable(args.results_path)
     model = experiment.model
-    start = resume and restore_run(model, resume)
+    start = None
+    if resume is not None:
+        start = restore_run(model, resume)
+        print(f"main.py: resumed at task {start.next_task + 1} of {dataset_cls.N_TASKS} from {resume_path}",
+              file=sys.stderr)
     print(f"{args.model} on {experiment.dataset} | device {experiment.device} | "
           + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), file=sys.stderr, flush=True)
     checkpoints = CheckpointWriter(checkpoint_dir(args, setting), args.keep_checkpoints, resume_path)
@@ -131,11 +192,11 @@ def run(args: argparse.Namespace) -> None:
 
     try:
         with stop_on_signals() as check_interrupt:
-            history = train(model, experiment.dataset, tb, start, save if saving else None, check_interrupt)
+            progress = train(model, experiment.dataset, tb, start, save if saving else None, check_interrupt)
     except Interrupted:
         # The newest task-boundary checkpoint is the state to resume from: the interrupted
         # task restarts from its beginning and ends exactly as it would have.
-        where = (f"resume with --resume {checkpoints.newest}" if checkpoints.newest
+        where = (f"resume with --resume auto (or --resume {checkpoints.newest})" if checkpoints.newest
                  else "no checkpoint (written only with --csv_log or --tensorboard)")
         print(f"main.py: interrupted: {where}", file=sys.stderr)
         raise
@@ -143,7 +204,9 @@ def run(args: argparse.Namespace) -> None:
         if tb is not None:
             tb.close()
     if args.csv_log:
-        write_rows(args, history)
+        write_rows(args, progress, experiment.device)
+    print(f"main.py: done in {clock_text(progress.elapsed)} of training", file=sys.stderr)
+    report_where(args, tb, checkpoints.newest)
 
 
 def main(argv: list[str] | None = None) -> int:

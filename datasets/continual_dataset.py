@@ -168,6 +168,11 @@ class ContinualDataset:
         """Number of training examples of ``task`` (after the --validation hold-out)."""
         return len(self._split_indices([task])[0])
 
+    def n_train_batches(self, tasks: Sequence[int]) -> int:
+        """Batches of one epoch of ``train_loader(tasks)``, without building it."""
+        batches = len(self._split_indices(tasks)[0]) // self.args.batch_size
+        return min(batches, DEBUG_BATCHES) if self.args.debug_mode else batches
+
     def train_loader(self, tasks: Sequence[int]) -> TensorLoader | PILLoader:
         """Shuffled batches (last incomplete one dropped) of the union of ``tasks``."""
         index, _ = self._split_indices(tasks)

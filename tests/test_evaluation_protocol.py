@@ -134,7 +134,7 @@ def test_train_records_accuracy_matrices_and_pre_task_accuracies():
         own = slice(task * TinyDataset.TEST_PER_TASK, (task + 1) * TinyDataset.TEST_PER_TASK)
         return 100.0 * float((pred[phase, own] == test_y[own]).sum()) / TinyDataset.TEST_PER_TASK
 
-    history = train(model, dataset)
+    history = train(model, dataset).history
     for setting, pred in (("class-il", class_pred), ("task-il", task_pred)):
         random = [expected(pred, 0, i) for i in range(3)]
         rows = [[expected(pred, t + 1, i) for i in range(min(t + 2, 3))] for t in range(3)]

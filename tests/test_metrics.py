@@ -105,10 +105,12 @@ def test_history_mean_accs_leave_out_the_pre_task_entries():
 
 def test_result_row_columns_and_values():
     args = {"lr": 0.1, "seed": 3, "model": "sgd", "csv_log": True, "data_path": "x", "results_path": "y",
-            "tensorboard": False, "load_best_args": False, "num_workers": 2, "offline": True}
-    row = result_row([50.0, 62.5, 190.0 / 3, 56.25], copy.deepcopy(R4), list(B4), args)
+            "tensorboard": False, "load_best_args": False, "num_workers": 2, "offline": True, "device": "auto"}
+    run = {"run_id": "abc", "device": "cpu"}
+    row = result_row([50.0, 62.5, 190.0 / 3, 56.25], copy.deepcopy(R4), list(B4), args, run)
     assert list(row) == ["task1", "task2", "task3", "task4", "forward_transfer", "backward_transfer",
-                         "forgetting", "lr", "seed", "model"]
+                         "forgetting", "run_id", "device", "lr", "seed", "model"]
+    assert row["device"] == "cpu"  # the device the run used, not the argument "auto"
     assert row["task3"] == pytest.approx(190.0 / 3)
     assert row["forward_transfer"] == pytest.approx(31.0)
     assert row["backward_transfer"] == pytest.approx(-70.0 / 3)
@@ -123,3 +125,27 @@ def test_append_row_adds_rows_and_new_columns(tmp_path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     assert rows == [["task1", "lr", "alpha"], ["1.5", "0.1", ""], ["2.5", "0.2", "0.3"]]
+
+
+def test_append_row_with_a_unique_column_never_writes_a_row_twice(tmp_path):
+    path = tmp_path / "mean_accs.csv"
+    assert append_row(path, {"run_id": "a", "task1": 1.0}, unique="run_id")
+    assert not append_row(path, {"run_id": "a", "task1": 9.0}, unique="run_id")
+    assert append_row(path, {"run_id": "b", "task1": 2.0}, unique="run_id")
+    with open(path, newline="") as f:
+        assert [(r["run_id"], r["task1"]) for r in csv.DictReader(f)] == [("a", "1.0"), ("b", "2.0")]
+
+
+def test_results_files_are_readable_and_leave_no_lock_or_temporary_file(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "mean_accs.csv"
+    (tmp_path / ".mean_accs.x1y2z3").write_text("a killed writer's half row")
+    previous = os.umask(0o022)
+    try:
+        append_row(path, {"task1": 1.0})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mean_accs.csv"]

@@ -2,8 +2,10 @@
 result writes, and bad input (one line, exit status 2, nothing written)."""
 import csv
 import multiprocessing
+import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -79,10 +81,11 @@ def _ckpt(results: Path, task: int) -> Path:
 
 
 def _row(results: Path) -> dict:
+    """The one row of the run's CSV, without what differs between two runs of one configuration."""
     with open(results / CSV, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1, rows
-    return rows[0]
+    return {k: v for k, v in rows[0].items() if k not in ("run_id", "timestamp", "wall_seconds")}
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +124,10 @@ def test_uninterrupted_run_checkpoints_every_task(runs):
         state = load_checkpoint(_ckpt(results, task), main.parse_args(_argv(Path(), results), *_registries()))
         assert state["next_task"] == task
         assert state["buffer"]["num_seen"] == 10 * STEPS_PER_TASK * task
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (_ckpt(results, 5), results / CSV):  # readable like any other file, not 0600
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask
 
 
 def test_only_the_newest_checkpoint_is_kept_by_default(runs):
@@ -147,7 +154,7 @@ def test_signal_mid_task_exits_128_plus_signal_and_keeps_the_last_checkpoint(run
     rc, _, err, results = runs[name]
     assert rc == 128 + signum, err[-2000:]  # 143, 130
     lines = [line for line in err.splitlines() if line.startswith("main.py")]
-    assert lines == [f"main.py: interrupted: resume with --resume {_ckpt(results, task - 1)}"]
+    assert lines == [f"main.py: interrupted: resume with --resume auto (or --resume {_ckpt(results, task - 1)})"]
     assert "Traceback" not in err
     assert not (results / CSV).exists()  # a row is written only when a run completes
     assert not list(results.glob(CKPT_GLOB.format(task)))
@@ -162,8 +169,12 @@ def test_no_duplicated_tensorboard_points_after_resume(runs):
         assert len(folders) == 1  # the resumed run went on in the same folder
         acc = EventAccumulator(str(folders[0]), size_guidance={"scalars": 0})
         acc.Reload()
-        assert [e.step for e in acc.Scalars("loss")] == list(range(10))
-        assert [e.step for e in acc.Scalars("class-il/acc_mean")] == [1, 2, 3, 4, 5]
+        # one numbering, the epochs of the stream: loss after each of the 2 epochs of each task, accuracies
+        # after each task, at the step of its last epoch
+        assert [e.step for e in acc.Scalars("loss")] == list(range(1, 11))
+        assert [e.step for e in acc.Scalars("class-il/acc_mean")] == [2, 4, 6, 8, 10]
+        [config] = acc.Tensors("config/text_summary")  # the run's configuration, once
+        assert "| alpha | 0.3 |" in config.tensor_proto.string_val[0].decode()
 
 
 def test_same_seed_same_row(runs):
@@ -173,12 +184,77 @@ def test_same_seed_same_row(runs):
     assert _same_weights(_ckpt(results, 5), _ckpt(runs["full"][3], 5))
 
 
-def test_resume_auto_without_checkpoint(runs):
-    rc, out, err, results = runs["unused"]
-    assert rc == 2 and out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"main.py: error: no checkpoint to resume in {results}/checkpoints/")
-    assert not results.exists()
+def test_resume_auto_without_checkpoint_starts_the_run(runs):
+    rc, _, err, results = runs["unused"]
+    assert rc == 0, err[-2000:]
+    assert f"main.py: --resume auto: no checkpoint in {results}/checkpoints/" in err
+    assert "starting from the beginning" in err
+    assert _row(results) == _row(runs["full"][3])
+
+
+def test_resume_auto_of_a_finished_run_writes_nothing(runs):
+    _, _, _, results = runs["again"]
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
+    rc, out, err = _finish(_start(_argv(results.parent / "data", results, "--resume", "auto")))
+    assert rc == 0, err[-2000:]
+    assert out == ""
+    assert f"main.py: this run finished before ({_ckpt(results, 5)}); nothing to do" in err
+    assert f"results: {results / CSV}" in err
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()} == before
+
+
+KILL_AT = """
+import os, signal, sys, torch
+import main
+from models.derpp import Derpp
+kind, point = sys.argv[1], int(sys.argv[2])
+calls = {"step": 0, "save": 0, "rows": 0}
+def reach(what, before=lambda: None):
+    calls[what] += 1
+    if (what, calls[what]) == (kind, point):
+        before()
+        os.kill(os.getpid(), signal.SIGKILL)  # no handler, no clean-up
+observe, save, append_row = Derpp.observe, torch.save, main.append_row
+def observe_or_die(self, *batch):
+    reach("step")
+    return observe(self, *batch)
+def save_or_die(obj, f, *args, **kwargs):
+    reach("save", lambda: f.write(b"PK half a checkpoint"))
+    return save(obj, f, *args, **kwargs)
+def append_or_die(*args, **kwargs):
+    reach("rows")
+    return append_row(*args, **kwargs)
+Derpp.observe, torch.save, main.append_row = observe_or_die, save_or_die, append_or_die
+sys.exit(main.main(sys.argv[3:]))
+"""
+
+
+def test_killed_at_random_moments_and_resumed_each_time_ends_as_the_uninterrupted_run(runs, tmp_path):
+    """SIGKILL at seeded random points (inside a step, half-way through a checkpoint write, between
+    the class-IL and the task-IL row), each time restarted with --resume auto: the run ends with one
+    row per CSV file, equal to the uninterrupted run's, the same weights, and no partial file."""
+    import random
+
+    data = _data(tmp_path / "data")
+    results = tmp_path / "results"
+    rng = random.Random(0)
+    for kind in ("step", "save", "step", "save", "step", "rows"):
+        found = sorted(int(p.stem[4:]) for p in results.glob(CKPT_GLOB.format("*")))
+        next_task = found[-1] if found else None  # what this start resumes from
+        left = {"step": STEPS_PER_TASK * (5 - (next_task or 0)), "save": 6 if next_task is None else 5 - next_task,
+                "rows": 2}[kind]
+        if left == 0:
+            continue
+        point = rng.randint(1, left)  # reached in this start: it dies there
+        rc, _, err = _finish(_start([kind, str(point), *_argv(data, results, "--resume", "auto")], KILL_AT))
+        assert rc == -signal.SIGKILL, (kind, point, err[-2000:])
+    rc, _, err = _finish(_start(_argv(data, results, "--resume", "auto")))
+    assert rc == 0, err[-2000:]
+    assert _row(results) == _row(runs["full"][3])
+    with open(results / "task-il" / CSV.relative_to("class-il"), newline="") as f:
+        assert len(list(csv.DictReader(f))) == 1
+    assert _same_weights(_ckpt(results, 5), _ckpt(runs["full"][3], 5))
+    assert not [p for p in results.rglob(".*") if p.is_file()]  # no temporary file left
 
 
 # --- non-finite loss ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from utils.errors import RunFailure, UserError
-from utils.loggers import NOT_LOGGED, TensorBoardLogger
+from utils.loggers import NOT_LOGGED, TensorBoardLogger, readable_file_mode
 from utils.training import History, Progress
 
 FORMAT = 2  # 2: tensors and plain values only (format 1 pickled Python objects)
@@ -75,8 +75,8 @@ def run_state(args: Namespace, progress: Progress, model: torch.nn.Module, tb: T
     """What a checkpoint holds after a task: the arguments, where the run stands, its TensorBoard
     points, the learner and the random generators."""
     return {"args": run_config(args), "next_task": progress.next_task, "history": dataclasses.asdict(progress.history),
-            "epoch_index": progress.epoch_index, "tb_run_name": tb and tb.run_name, "tb_points": tb and tb.points,
-            **model_state(model)}
+            "run_id": progress.run_id, "elapsed": progress.elapsed, "tb_run_name": tb and tb.run_name,
+            "tb_points": tb and tb.points, **model_state(model)}
 
 
 def restore_run(model: torch.nn.Module, state: dict) -> Progress:
@@ -85,7 +85,7 @@ def restore_run(model: torch.nn.Module, state: dict) -> Progress:
     if "buffer" in state:
         model.buffer.load_state_dict(state["buffer"])
     set_rng_state(state["rng"])  # last: building the model drew from the generators
-    return Progress(state["next_task"], History(**state["history"]), state["epoch_index"])
+    return Progress(state["next_task"], History(**state["history"]), state["run_id"], state["elapsed"])
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -95,6 +95,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), readable_file_mode())
             torch.save({"format": FORMAT, **state}, f)
             f.flush()
             os.fsync(f.fileno())
@@ -122,18 +123,18 @@ class CheckpointWriter:
             raise RunFailure(f"could not write checkpoint {path} ({e.strerror or e}); "
                              f"the previous one is intact: {self.newest or 'none'}") from None
         self.newest = path
+        for partial in self.folder.glob(".task*.pt.*"):  # what a killed write left behind
+            partial.unlink()
         if not self.keep_all:
             for older in self.folder.glob("task*.pt"):
                 if older != self.newest:
                     older.unlink()
 
 
-def latest_checkpoint(args: Namespace, setting: str) -> Path:
-    """The checkpoint of the furthest task of this configuration (``--resume auto``)."""
+def latest_checkpoint(args: Namespace, setting: str) -> Path | None:
+    """The checkpoint of the furthest task of this configuration (``--resume auto``), if any."""
     found = sorted(checkpoint_dir(args, setting).glob("task*.pt"), key=lambda p: int(p.stem[4:]))
-    if not found:
-        raise UserError(f"no checkpoint to resume in {checkpoint_dir(args, setting)}")
-    return found[-1]
+    return found[-1] if found else None
 
 
 def load_checkpoint(path: str | Path, args: Namespace) -> dict:

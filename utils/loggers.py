@@ -3,6 +3,7 @@ import csv
 import fcntl
 import io
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -31,27 +32,65 @@ def csv_path(results_path: str, setting: str, dataset: str, model: str) -> Path:
 
 
 def result_row(mean_accs: list[float], results: list[list[float]], random_results: list[float],
-               args: dict) -> dict:
+               args: dict, run: dict) -> dict:
     """task1..taskT (mean accuracy after each task), forward_transfer, backward_transfer,
-    forgetting, then the run's arguments."""
+    forgetting, then what says which run it is (``run``: its id, device, time, versions), then the
+    run's arguments."""
     row = {f"task{t + 1}": acc for t, acc in enumerate(mean_accs)}
     row["forward_transfer"] = forward_transfer(results, random_results)
     row["backward_transfer"] = backward_transfer(results)
     row["forgetting"] = forgetting(results)
-    row.update((k, v) for k, v in args.items() if k not in NOT_LOGGED)
+    row.update(run)
+    row.update((k, v) for k, v in args.items() if k not in NOT_LOGGED and k not in run)  # e.g. device: the real one
     return row
 
 
-def append_row(path: Path, row: dict) -> None:
-    """Append ``row`` to a CSV file, atomically and safely against concurrent writers.
+def code_version() -> str:
+    """The git commit of the code that runs (``-dirty`` with uncommitted changes), or "unknown"
+    outside a checkout."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if commit.returncode != 0:
+        return "unknown"
+    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
-    An exclusive lock serialises writers; the file is rewritten to a temporary file and
-    renamed over the old one, so a reader never sees half a row. Columns are the union of
-    the existing header and the row's keys (a new argument adds a column).
+
+def readable_file_mode() -> int:
+    """The mode ``open`` gives a new file (0666 less the umask); ``mkstemp`` would give 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def has_row(path: Path, column: str, value: str) -> bool:
+    """Whether the CSV file ``path`` holds a row whose ``column`` is ``value``."""
+    if not path.exists():
+        return False
+    with open(path, newline="") as f:
+        return any(row.get(column) == value for row in csv.DictReader(f))
+
+
+def append_row(path: Path, row: dict, unique: str | None = None) -> bool:
+    """Append ``row`` to a CSV file, atomically and safely against concurrent writers; with
+    ``unique``, only if no row has the same value in that column. Returns whether it appended.
+
+    An exclusive lock on the folder (no lock file is left behind) serialises writers; the file is
+    rewritten to a temporary file and renamed over the old one, so a reader never sees half a
+    row. Columns are the union of the existing header and the row's keys (a new argument adds a
+    column).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        if unique is not None and has_row(path, unique, str(row[unique])):
+            return False
         rows = []
         if path.exists():
             with open(path, newline="") as f:
@@ -62,12 +101,18 @@ def append_row(path: Path, row: dict) -> None:
         writer = csv.DictWriter(text, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows + [row])
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".mean_accs.")
+        for partial in path.parent.glob(f".{path.stem}.*"):  # left by a writer killed while it held the lock
+            partial.unlink()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.")
         with os.fdopen(fd, "w", newline="") as f:
+            os.fchmod(f.fileno(), readable_file_mode())
             f.write(text.getvalue())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        return True
+    finally:
+        os.close(folder)  # releases the lock
 
 
 class TensorBoardLogger:
@@ -78,25 +123,28 @@ class TensorBoardLogger:
     (readers then drop every earlier point of the folder) and writes the checkpoint's points
     again: whatever checkpoint it resumes from, no step appears twice."""
 
-    def __init__(self, results_path: str, setting: str, dataset: str, model: str, run_name: str,
+    def __init__(self, results_path: str, setting: str, dataset: str, model: str, run_name: str, config: dict,
                  resumed_points: list[tuple[str, float, int]] | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_name = run_name
         self.log_dir = Path(results_path) / "tensorboard" / setting / dataset / model / run_name
         self.writer = SummaryWriter(str(self.log_dir), purge_step=None if resumed_points is None else 0)
+        if resumed_points is None:  # the run's configuration, under TensorBoard's Text tab (a purge keeps it)
+            rows = "\n".join(f"| {name} | {value} |" for name, value in sorted(config.items()))
+            self.writer.add_text("config", "| argument | value |\n|---|---|\n" + rows, 0)
         self.points: list[tuple[str, float, int]] = []  # committed: (tag, value, step)
         self.pending = list(resumed_points or [])
         self.commit()
 
-    def log_accuracy(self, task: int, accs: dict[str, list[float]]) -> None:
+    def log_accuracy(self, step: int, accs: dict[str, list[float]]) -> None:
         for setting, values in accs.items():
             for i, acc in enumerate(values):
-                self.pending.append((f"{setting}/acc_task{i + 1:02d}", acc, task + 1))
-            self.pending.append((f"{setting}/acc_mean", sum(values) / len(values), task + 1))
+                self.pending.append((f"{setting}/acc_task{i + 1:02d}", acc, step))
+            self.pending.append((f"{setting}/acc_mean", sum(values) / len(values), step))
 
-    def log_loss(self, loss: float, epoch_index: int) -> None:
-        self.pending.append(("loss", loss, epoch_index))
+    def log_loss(self, loss: float, step: int) -> None:
+        self.pending.append(("loss", loss, step))
 
     def commit(self) -> None:
         """Write the points logged since the last commit to disk."""

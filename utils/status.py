@@ -1,4 +1,4 @@
-"""A progress display on stderr: task, epoch, running loss, time left."""
+"""A progress display on stderr: task, epoch, running loss, time left in the task and in the run."""
 import sys
 import time
 
@@ -7,14 +7,32 @@ import torch
 REFRESH_SECONDS = 0.5
 
 
+def clock_text(seconds: float) -> str:
+    """H:MM:SS."""
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RunClock:
+    """Steps done out of the run's (or the resumed part's) total, for the time left in the whole run."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total_steps, self.done = total_steps, 0
+        self.start = time.monotonic()
+
+    def left(self) -> float:
+        return (time.monotonic() - self.start) / max(1, self.done) * max(0, self.total_steps - self.done)
+
+
 class ProgressBar:
     """On a terminal the line is redrawn at most every REFRESH_SECONDS; elsewhere (logs)
     one line is printed per epoch. The loss is read back from the device (a sync) only
     when it is shown, so training steps never wait for it."""
 
-    def __init__(self, label: str, n_epochs: int, steps_per_epoch: int) -> None:
+    def __init__(self, label: str, n_epochs: int, steps_per_epoch: int, run: RunClock | None = None) -> None:
         self.label, self.n_epochs = label, n_epochs
         self.total_steps = max(1, n_epochs * steps_per_epoch)
+        self.run = run or RunClock(self.total_steps)
         self.done, self.epoch = 0, 0
         self.start = self.last_draw = time.monotonic()
         self.loss_sum: torch.Tensor | float = 0.0
@@ -24,6 +42,7 @@ class ProgressBar:
     def step(self, epoch: int, loss: torch.Tensor) -> None:
         self.epoch = epoch
         self.done += 1
+        self.run.done += 1
         self.loss_sum = self.loss_sum + loss
         self.loss_count += 1
         now = time.monotonic()
@@ -41,7 +60,7 @@ class ProgressBar:
 
     def _line(self) -> str:
         mean_loss = float(self.loss_sum) / max(1, self.loss_count)
-        elapsed = time.monotonic() - self.start
-        left = elapsed / max(1, self.done) * (self.total_steps - self.done)
+        task_left = (time.monotonic() - self.start) / max(1, self.done) * (self.total_steps - self.done)
         return (f"[{self.label}] epoch {self.epoch + 1}/{self.n_epochs} | loss {mean_loss:.5f} | "
-                f"step {self.done}/{self.total_steps} | {time.strftime('%H:%M:%S', time.gmtime(left))} left")
+                f"step {self.done}/{self.total_steps} | {clock_text(task_left)} left in the task, "
+                f"{clock_text(self.run.left())} in the run")

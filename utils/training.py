@@ -1,4 +1,6 @@
 """The shared training loop over tasks and the evaluation protocol (docs/method.md, "Evaluation and metrics")."""
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -9,7 +11,7 @@ from datasets.continual_dataset import ContinualDataset
 from models.continual_model import ContinualModel
 from utils.loggers import TensorBoardLogger
 from utils.metrics import backward_transfer, forgetting, forward_transfer
-from utils.status import ProgressBar
+from utils.status import ProgressBar, RunClock, clock_text
 
 
 @dataclass
@@ -56,65 +58,78 @@ class Progress:
 
     next_task: int
     history: History
-    epoch_index: int  # epochs trained so far (the TensorBoard step of the loss)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # one id per run, kept across resumes
+    elapsed: float = 0.0  # wall-clock seconds of training so far, over every resumed part of the run
 
 
 def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogger | None = None,
           start: Progress | None = None, checkpoint: Callable[[Progress], None] | None = None,
-          check_interrupt: Callable[[], None] = lambda: None) -> History:
-    """Train task after task, evaluating on all seen tasks after each; print the summary.
+          check_interrupt: Callable[[], None] = lambda: None) -> Progress:
+    """Train task after task, evaluating on all seen tasks after each; print each task's time and
+    the summary. Returns the run's final progress.
 
-    ``start`` continues a resumed run; ``checkpoint`` runs before the first task of a new run
-    and after each task's evaluation; ``check_interrupt`` runs before every task and every step
-    and may raise to stop the run."""
+    ``start`` continues a resumed run (or names a new one); ``checkpoint`` runs before the first
+    task of a new run and after each task's evaluation; ``check_interrupt`` runs before every task
+    and every step and may raise to stop the run. TensorBoard steps count the epochs of the stream:
+    the loss of epoch e of task t at t * n_epochs + e + 1, the accuracies after task t at
+    (t + 1) * n_epochs."""
     args = model.args
+    began = time.monotonic()
     test_loaders = [(t, dataset.test_loader(t)) for t in range(dataset.N_TASKS)]
-    if start is None:
-        history = History()
+    progress = start or Progress(0, History())
+    history = progress.history
+    if not history.random_results:
         history.random_results = evaluate(model, dataset, test_loaders)
-        start = Progress(0, history, 0)
         if checkpoint is not None:  # a run interrupted in its first task can resume too
-            checkpoint(start)
-    history, epoch_index = start.history, start.epoch_index
+            checkpoint(progress)
+    stream = model.TRAINS_ON_STREAM
+    remaining = range(progress.next_task, dataset.N_TASKS)
+    # joint trains once, on every task, after the last one (which ``remaining`` holds unless it is empty)
+    batches = (sum(dataset.n_train_batches([t]) for t in remaining) if stream
+               else dataset.n_train_batches(range(dataset.N_TASKS)) * bool(remaining))
+    clock = RunClock(args.n_epochs * batches)
 
-    def run_epochs(loader, label: str) -> None:
-        nonlocal epoch_index
+    def run_epochs(task: int, loader, label: str) -> None:
         model.net.train()
-        progress = ProgressBar(label, args.n_epochs, len(loader))
+        bar = ProgressBar(label, args.n_epochs, len(loader), clock)
         for epoch in range(args.n_epochs):
             for inputs, labels, not_aug_inputs in loader:
                 check_interrupt()
-                progress.step(epoch, model.observe(inputs, labels, not_aug_inputs))
+                bar.step(epoch, model.observe(inputs, labels, not_aug_inputs))
             model.guard.check()  # where the guard defers its checks (GPU), an epoch is the most lost
-            loss = progress.end_epoch()
+            loss = bar.end_epoch()
             if tb is not None:
-                tb.log_loss(loss, epoch_index)
-            epoch_index += 1
+                tb.log_loss(loss, task * args.n_epochs + epoch + 1)
 
-    stream = model.TRAINS_ON_STREAM
-    for task in range(start.next_task, dataset.N_TASKS):
+    for task in remaining:
         check_interrupt()
+        task_began = time.monotonic()
         if task > 0:
             pre_task = evaluate(model, dataset, test_loaders[task:task + 1])
             for setting, rows in history.results.items():
                 rows[-1].append(pre_task[setting][0])
         model.begin_task(task)
         if stream:
-            run_epochs(dataset.train_loader([task]), f"task {task + 1}/{dataset.N_TASKS}")
+            run_epochs(task, dataset.train_loader([task]), f"task {task + 1}/{dataset.N_TASKS}")
         model.end_task(task)
         if not stream and task == dataset.N_TASKS - 1:  # joint: all tasks at once, at the end
-            run_epochs(dataset.train_loader(range(dataset.N_TASKS)), "joint")
+            run_epochs(task, dataset.train_loader(range(dataset.N_TASKS)), "joint")
         accs = evaluate(model, dataset, test_loaders[:task + 1])
         for setting, rows in history.results.items():
             rows.append(accs[setting])
+        now = time.monotonic()
+        progress = Progress(task + 1, history, progress.run_id, progress.elapsed + now - began)
+        began = now
         print_task_accuracy(task, accs)
+        print(f"    task {task + 1} took {clock_text(now - task_began)}; the run so far "
+              f"{clock_text(progress.elapsed)}", flush=True)
         if tb is not None:
-            tb.log_accuracy(task, accs)
+            tb.log_accuracy((task + 1) * args.n_epochs, accs)
             tb.commit()
         if checkpoint is not None:
-            checkpoint(Progress(task + 1, history, epoch_index))
+            checkpoint(progress)
     print_summary(history)
-    return history
+    return progress
 
 
 def print_task_accuracy(task: int, accs: dict[str, list[float]]) -> None:
