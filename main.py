@@ -9,6 +9,7 @@ import torch
 
 from datasets import get_all_datasets
 from models import get_all_models
+from models.continual_model import ReplayModel
 from utils.args import CLIParser, non_negative_int, positive_float, positive_int, seed_int
 from utils.best_args import lookup
 from utils.checkpoint import (
@@ -38,7 +39,9 @@ from utils.training import Progress, train
 
 def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str | None = None) -> CLIParser:
     parser = CLIParser(prog=prog, description="Replay-based continual learning (HCR and baselines).",
-                       allow_abbrev=False)
+                       allow_abbrev=False,
+                       epilog=None if model_cls else "Each model has arguments of its own (buffer, loss weights): "
+                       "python main.py --model NAME --help lists them.")
     parser.add_argument("--model", required=True, choices=list(models), help="Model name.")
     parser.add_argument("--dataset", required=True, choices=list(datasets), help="Dataset name.")
     parser.add_hyperparameter("lr", positive_float, "Learning rate.")
@@ -68,7 +71,9 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
     parser.add_argument("--keep_checkpoints", action="store_true",
                         help="Keep the checkpoint of every task (default: only the newest).")
     parser.add_argument("--resume", default=None, metavar="PATH",
-                        help="Continue from a checkpoint file, or 'auto': the newest one of this configuration.")
+                        help="Continue from a checkpoint file; or 'auto', start-or-resume: the newest checkpoint "
+                             "of this configuration if there is one (a finished run then exits at once, writing "
+                             "nothing), else a fresh start.")
     parser.add_argument("--debug_mode", action="store_true",
                         help="Stop each epoch and each evaluation after a few batches (smoke tests).")
     if model_cls is not None:
@@ -82,11 +87,17 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
     pre.add_argument("--model")
     model_cls = models.get(pre.parse_known_args(argv)[0].model)
     parser = build_parser(models, datasets, model_cls, prog)
+    buffer_flags = [a.split("=")[0] for a in argv if a.split("=")[0] in ("--buffer_size", "--minibatch_size")]
+    if model_cls is not None and buffer_flags and not issubclass(model_cls, ReplayModel):
+        replay = ", ".join(name for name, cls in models.items() if issubclass(cls, ReplayModel))
+        parser.error(f"{model_cls.NAME} has no buffer: {' and '.join(buffer_flags)} "
+                     f"{'apply' if len(buffer_flags) > 1 else 'applies'} to the replay models ({replay})")
     args = parser.parse_args(argv)
+    buffer_size = getattr(args, "buffer_size", None)
+    if getattr(model_cls, "BEST_ARGS_BY_BUFFER", False) and buffer_size is None:
+        parser.error(f"--buffer_size is required for {args.model}"
+                     + (" (its best arguments depend on it)" if args.load_best_args else ""))
     if args.load_best_args:
-        buffer_size = getattr(args, "buffer_size", None)
-        if getattr(model_cls, "BEST_ARGS_BY_BUFFER", False) and buffer_size is None:
-            parser.error(f"--buffer_size is required for {args.model}")
         try:
             best = lookup(args.dataset, getattr(model_cls, "BEST_ARGS_MODEL", args.model), buffer_size)
         except KeyError as e:
@@ -96,7 +107,8 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
                 setattr(args, name, value)
     missing = [f"--{name}" for name in parser.hyperparameters if getattr(args, name) is None]
     if missing:
-        parser.error(f"{', '.join(missing)} required for {args.model} (give them or use --load_best_args)")
+        parser.error(f"{', '.join(missing)} required for {args.model}: give them, or --load_best_args fills them "
+                     "from utils/best_args.py")
     return args
 
 

@@ -1,13 +1,17 @@
 """Class-incremental datasets: the full splits live in memory as uint8 tensors and each
 task is a view of the classes it owns."""
+import shutil
 from argparse import Namespace
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from utils.errors import UserError
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 VALIDATION_FRACTION = 0.1
@@ -186,6 +190,21 @@ class ContinualDataset:
 
     def __repr__(self) -> str:
         return f"{self.NAME} ({self.N_TASKS} tasks x {self.N_CLASSES_PER_TASK} classes)"
+
+
+def download(name: str, root: Path, fetch: Callable[[], object], where: str, offline: bool) -> None:
+    """Run ``fetch`` (a torchvision download into ``root``); when it fails, remove the folders it
+    created, so that no empty or half-filled data folder is left, and raise one line saying ``where``
+    the files go."""
+    if offline:
+        raise UserError(f"{name} not found and --offline forbids downloading: {where}")
+    created = [folder for folder in (root, *root.parents) if not folder.exists()]
+    try:
+        fetch()
+    except Exception as e:  # network errors come in many types; all mean "no data"
+        if created:
+            shutil.rmtree(created[-1], ignore_errors=True)  # the topmost folder the download made
+        raise UserError(f"{name} not found and the download failed ({type(e).__name__}): {where}") from None
 
 
 def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

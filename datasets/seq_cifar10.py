@@ -8,7 +8,7 @@ from torch import nn
 
 from backbone.resnet18 import ResNet18
 from datasets.cifar_pickle import CifarUnpickler, Refused, shown
-from datasets.continual_dataset import ContinualDataset, as_tensors
+from datasets.continual_dataset import ContinualDataset, as_tensors, download
 from utils.augment import normalize, random_crop_flip
 from utils.errors import UserError
 
@@ -57,15 +57,10 @@ class SequentialCIFAR10(ContinualDataset):
         return (*train, *test)
 
     def _download(self, root: Path) -> None:
-        where = f"put the official {BATCHES_DIR} folder in {root}/"
-        if self.args.offline:
-            raise UserError(f"CIFAR-10 not found and --offline forbids downloading: {where}")
         from torchvision.datasets import CIFAR10
 
-        try:
-            CIFAR10(str(root), train=True, download=True)
-        except Exception as e:  # network errors come in many types; all mean "no data"
-            raise UserError(f"CIFAR-10 not found and the download failed ({type(e).__name__}): {where}") from None
+        download("CIFAR-10", root, lambda: CIFAR10(str(root), train=True, download=True),
+                 f"put the official {BATCHES_DIR} folder in {root}/", self.args.offline)
 
     @staticmethod
     def get_backbone() -> nn.Module:

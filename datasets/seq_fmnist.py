@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from backbone.mlp import MLP
-from datasets.continual_dataset import ContinualDataset, as_tensors
+from datasets.continual_dataset import ContinualDataset, as_tensors, download
 from utils.errors import UserError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -58,15 +58,11 @@ class SequentialFMNIST(ContinualDataset):
         return (*as_tensors(train_x, train_y), *as_tensors(test_x, test_y))
 
     def _download(self, raw: Path) -> list[Path]:
-        where = f"put the four IDX files in {raw}/ or install Debian's dataset-fashion-mnist"
-        if self.args.offline:
-            raise UserError(f"Fashion-MNIST not found and --offline forbids downloading: {where}")
         from torchvision.datasets import FashionMNIST
 
-        try:
-            FashionMNIST(str(raw.parent.parent), train=True, download=True)
-        except Exception as e:  # network errors come in many types; all mean "no data"
-            raise UserError(f"Fashion-MNIST not found and the download failed ({type(e).__name__}): {where}") from None
+        root = raw.parent.parent
+        download("Fashion-MNIST", root, lambda: FashionMNIST(str(root), train=True, download=True),
+                 f"put the four IDX files in {raw}/ or install Debian's dataset-fashion-mnist", self.args.offline)
         return find_files(raw)
 
     @staticmethod

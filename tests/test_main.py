@@ -313,13 +313,17 @@ def _replay_models() -> dict:
     return {**MODELS, "er": ReplayModel}
 
 
-def test_missing_best_args_entry_exits_2(capsys):
+def test_missing_best_args_entry_lists_only_that_dataset_and_model(capsys, monkeypatch):
     line = _exit_2(capsys, ["--model", "er", "--dataset", "seq-fmnist", "--buffer_size", "123",
                             "--load_best_args"], _replay_models())
-    assert "seq-fmnist/er/123" in line
-    existing = [f"{d}/{m}" + ("" if b is None else f"/{b}")
-                for d, by_model in BEST_ARGS.items() for m, by_buffer in by_model.items() for b in by_buffer]
-    assert existing and all(entry in line for entry in existing)
+    sizes = ", ".join(str(b) for b in BEST_ARGS["seq-fmnist"]["er"])
+    assert line.endswith(f"error: no best arguments for seq-fmnist/er with buffer 123; seq-fmnist/er has entries "
+                         f"for buffer sizes {sizes}")
+    monkeypatch.delitem(BEST_ARGS["seq-fmnist"], "er")  # no entry at all for the model on this dataset
+    line = _exit_2(capsys, ["--model", "er", "--dataset", "seq-fmnist", "--buffer_size", "200",
+                            "--load_best_args"], _replay_models())
+    assert line.endswith("; models with entries on seq-fmnist: " + ", ".join(BEST_ARGS["seq-fmnist"]))
+    assert "seq-cifar10" not in line
 
 
 def test_best_args_of_a_buffer_model_need_buffer_size(capsys):
@@ -390,3 +394,99 @@ def test_missing_data_offline_creates_no_results_folder(capsys, tmp_path):
     assert code == 2
     assert not (tmp_path / "results").exists(), sorted(str(p) for p in (tmp_path / "results").rglob("*"))
     assert not (tmp_path / "data").exists()
+
+
+# --- what a run says about itself -----------------------------------------------------------------
+
+
+def test_e2e_csv_row_says_what_ran(e2e):
+    """The row carries a run id, the real device (not "auto"), a timestamp, the wall time, torch's
+    version, the thread count and the code's commit."""
+    import datetime
+
+    _, _, _, results = e2e["sgd"]
+    [row] = _read_csv(results / "class-il" / "seq-cifar10" / "sgd" / "mean_accs.csv")[1]
+    [task_row] = _read_csv(results / "task-il" / "seq-cifar10" / "sgd" / "mean_accs.csv")[1]
+    assert re.fullmatch(r"[0-9a-f]{12}", row["run_id"]) and task_row["run_id"] == row["run_id"]
+    assert row["device"] == "cpu"
+    stamp = datetime.datetime.strptime(row["timestamp"], "%Y-%m-%dT%H:%M:%S%z")
+    assert abs((datetime.datetime.now(datetime.UTC) - stamp).total_seconds()) < 3600
+    assert 0 < float(row["wall_seconds"]) < 400
+    assert (row["torch"], row["threads"]) == (torch.__version__, "1")  # subprocess_env: one thread
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert row["commit"].removesuffix("-dirty") == head
+
+
+def test_e2e_end_of_run_says_where_things_went_and_how_long_it_took(e2e):
+    _, _, err, results = e2e["sgd"]
+    lines = err.splitlines()
+    csvs = [results / s / "seq-cifar10" / "sgd" / "mean_accs.csv" for s in ("class-il", "task-il")]
+    assert f"results: {csvs[0]}, {csvs[1]}" in lines
+    [tb] = [line for line in lines if line.startswith("TensorBoard: ")]
+    assert Path(tb.removeprefix("TensorBoard: ")).is_dir()
+    [checkpoint] = [line for line in lines if line.startswith("checkpoint: ")]
+    assert checkpoint.endswith("task5.pt") and Path(checkpoint.removeprefix("checkpoint: ")).is_file()
+    assert any(re.fullmatch(r"main\.py: done in \d+:\d\d:\d\d of training", line) for line in lines)
+    out = e2e["sgd"][1]
+    took = re.findall(r"^    task (\d) took \d+:\d\d:\d\d; the run so far \d+:\d\d:\d\d$", out, re.M)
+    assert took == ["1", "2", "3", "4", "5"]
+    assert all(re.search(r"left in the task, \d+:\d\d:\d\d in the run$", line)
+               for line in lines if line.startswith("[task"))
+
+
+def test_e2e_tensorboard_folder_names_buffer_and_hyperparameters(e2e):
+    _, _, _, results = e2e["sgd"]
+    [folder] = (results / "tensorboard" / "class-il" / "seq-cifar10" / "sgd").iterdir()
+    assert re.fullmatch(r"lr0\.1-bs8-ep1-seed0-\d{8}-\d{6}-\d+", folder.name)
+    args = _parse(["--model", "derpp", "--dataset", "seq-fmnist", "--buffer_size", "500", "--load_best_args",
+                   "--seed", "2"])
+    assert main.tensorboard_run_name(args).startswith("buf500-lr0.03-bs10-ep1-mb10-alpha1-beta0.5-seed2-")
+
+
+def test_help_shows_defaults_and_where_the_model_arguments_are(capsys):
+    with pytest.raises(SystemExit):
+        _parse(["--help"])
+    out = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "--device {auto,cpu,cuda} auto: CUDA when present, else CPU. (default: auto)" in out
+    assert "python main.py --model NAME --help lists them" in out
+    with pytest.raises(SystemExit):
+        _parse(["--model", "hcr", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--icr_mode {faithful,gradient}" in out and "(default: faithful)" in out
+    assert "--gamma GAMMA Weight of the ICR term (draw 4). Required: give it, or --load_best_args fills it." in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "er", "--dataset", "seq-fmnist"], "main.py: error: --buffer_size is required for er"),
+    (["--model", "er", "--dataset", "seq-fmnist", "--load_best_args"],
+     "main.py: error: --buffer_size is required for er (its best arguments depend on it)"),
+    (["--model", "sgd", "--dataset", "seq-fmnist", "--buffer_size", "200"],
+     "main.py: error: sgd has no buffer: --buffer_size applies to the replay models (der, derpp, er, hcr)"),
+    (["--model", "joint", "--dataset", "seq-fmnist", "--buffer_size=200", "--minibatch_size", "5"],
+     "main.py: error: joint has no buffer: --buffer_size and --minibatch_size apply to the replay models "
+     "(der, derpp, er, hcr)"),
+    (["--model", "er", "--dataset", "seq-fmnist", "--buffer_size", "300", "--load_best_args"],
+     "main.py: error: no best arguments for seq-fmnist/er with buffer 300; seq-fmnist/er has entries for buffer "
+     "sizes 200, 500, 5120"),
+    (["--model", "sgd", "--dataset", "seq-fmnist", "--lr", "0"],
+     "main.py: error: argument --lr: must be positive and finite, got 0"),
+])
+def test_messages_say_what_is_wrong_at_once(capsys, monkeypatch, argv, message):
+    monkeypatch.setattr(sys, "argv", ["main.py"])
+    assert _exit_2(capsys, ["--seed", "0", *argv]) == message
+
+
+def test_failed_download_leaves_no_data_folder(tmp_path, capsys, monkeypatch):
+    """A download that fails half-way (after making its folders) leaves nothing behind."""
+    import torchvision.datasets
+
+    def fail_half_way(root, **_):
+        (Path(root) / "cifar-10-batches-py").mkdir(parents=True)
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fail_half_way)
+    argv = [a for a in _missing_data_argv(tmp_path) if a != "--offline"]
+    assert main.main(argv) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("main.py: error: CIFAR-10 not found and the download failed (ConnectionError)")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()

@@ -25,16 +25,27 @@ positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "positive
 non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "non-negative and finite")
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help lines end with the default, where there is one worth showing (not None, not a switch's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class CLIParser(argparse.ArgumentParser):
-    """ArgumentParser with one-line errors and a list of hyper-parameters: arguments that
-    ``--load_best_args`` may fill and that a run cannot start without."""
+    """ArgumentParser with one-line errors, defaults in --help, and a list of hyper-parameters:
+    arguments that ``--load_best_args`` may fill and that a run cannot start without."""
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, formatter_class=DefaultsHelpFormatter, **kwargs)
         self.hyperparameters: list[str] = []
 
     def add_hyperparameter(self, name: str, type, help: str) -> None:
-        self.add_argument(f"--{name}", type=type, default=None, help=help)
+        self.add_argument(f"--{name}", type=type, default=None,
+                          help=f"{help} Required: give it, or --load_best_args fills it.")
         self.hyperparameters.append(name)
 
     def error(self, message: str) -> NoReturn:

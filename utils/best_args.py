@@ -57,14 +57,17 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
 
 
 def lookup(dataset: str, model: str, buffer_size: int | None) -> dict:
-    """The entry for (dataset, model, buffer size); KeyError with a one-line message listing
-    the entries that exist when there is none."""
+    """The entry for (dataset, model, buffer size); KeyError with a one-line message saying which
+    entries exist for that dataset and model (or, without any, for that dataset) when there is none."""
     entry = BEST_ARGS.get(dataset, {}).get(model, {}).get(buffer_size)
     if entry is None:
-        known = ", ".join(
-            f"{d}/{m}" + ("" if b is None else f"/{b}")
-            for d, by_model in BEST_ARGS.items() for m, by_buffer in by_model.items() for b in by_buffer
-        )
-        wanted = f"{dataset}/{model}" + ("" if buffer_size is None else f"/{buffer_size}")
-        raise KeyError(f"no best arguments for {wanted}; entries: {known}")
+        wanted = f"{dataset}/{model}" + ("" if buffer_size is None else f" with buffer {buffer_size}")
+        by_buffer = BEST_ARGS.get(dataset, {}).get(model)
+        if by_buffer:
+            known = f"{dataset}/{model} has entries for buffer sizes {', '.join(str(b) for b in by_buffer)}"
+        elif dataset in BEST_ARGS:
+            known = f"models with entries on {dataset}: {', '.join(BEST_ARGS[dataset])}"
+        else:
+            known = f"datasets with entries: {', '.join(BEST_ARGS)}"
+        raise KeyError(f"no best arguments for {wanted}; {known}")
     return dict(entry)
