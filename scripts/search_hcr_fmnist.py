@@ -87,8 +87,8 @@ never used) with mammoth's seq-mnist protocol (batch 10, 1 epoch), `sigmoid` {si
 within one standard error (sample std / sqrt 3) of the best mean, the one with the smallest draw
 size (the cheapest step: the four draws are most of its rows), then the best mean. A run that
 diverged (`main.py` stopped at a non-finite loss, exit status 1) is recorded in `diverged.csv`,
-shown as `nan`, and its configuration is not a candidate. The choice is what `utils/best_args.py`
-holds; changing it stays a reviewed commit.
+shown as `nan`, and its configuration is not a candidate. The last section says whether
+`utils/best_args.py` holds the choice; changing that file stays a reviewed commit.
 """
 
 
@@ -125,6 +125,7 @@ def main() -> None:
     chosen = pd.concat(one_standard_error_choice(group) for _, group in seeds.groupby("buffer_size"))
     sections.append(("Chosen (smallest draw size within one standard error of the best mean) per buffer size:",
                      markdown(chosen)))
+    sections.append(("What utils/best_args.py holds", compare_with_best_args(chosen)))
     print("\n\n".join(f"{title}\n{text}" for title, text in sections))
     header = DOC_HEADER.format(
         sigmoid=FIXED["sigmoid"], gamma=FIXED["gamma"], seed=GRID_SEED, top=TOP,
@@ -134,6 +135,22 @@ def main() -> None:
     opts.docs.parent.mkdir(parents=True, exist_ok=True)
     opts.docs.write_text(header + body)
     print(f"\nwritten: {opts.docs}")
+
+
+def compare_with_best_args(chosen: pd.DataFrame) -> str:
+    """One line per buffer size: whether utils/best_args.py holds the chosen configuration."""
+    from utils.best_args import BEST_ARGS
+
+    lines = []
+    for row in chosen.itertuples():
+        held = BEST_ARGS["seq-fmnist"]["hcr"].get(int(row.buffer_size), {})
+        mine = {k: getattr(row, k) for k in GRID}
+        theirs = {k: held.get(k) for k in GRID}
+        verdict = "holds this choice" if mine == theirs else (
+            "differs: it holds " + ", ".join(f"{k} {v:g}" for k, v in theirs.items() if v is not None)
+            + "; this search chooses " + ", ".join(f"{k} {v:g}" for k, v in mine.items()))
+        lines.append(f"- buffer {row.buffer_size:g}: {verdict}")
+    return "\n".join(lines)
 
 
 def one_standard_error_choice(seeds: pd.DataFrame) -> pd.DataFrame:

@@ -90,6 +90,10 @@ def test_grid_confirmation_and_one_standard_error_choice(tmp_path, monkeypatch, 
     assert [float(x) for x in diverged[:5]] == [DIVERGES_ONCE[0], *DIVERGES_ONCE[2]]
     assert [x.strip() for x in diverged[7:]] == ["nan"] * 3  # seed 2, mean, std
 
+    best = [line for line in report.read_text().splitlines() if line.startswith("- buffer ")]
+    assert len(best) == len(search.BUFFERS)  # one line per buffer: does utils/best_args.py hold the choice?
+    assert all(": holds this choice" in line or ": differs: it holds lr " in line for line in best)
+
     runs = len(started)
     search.main()  # every run is in the CSV or in diverged.csv: nothing runs again
     assert len(started) == runs
