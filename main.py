@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from datasets import get_all_datasets
+from datasets.continual_dataset import reported_settings
 from models import get_all_models
 from models.continual_model import ReplayModel
 from utils.args import CLIParser, non_negative_int, positive_float, positive_int, seed_int
@@ -24,7 +25,6 @@ from utils.checkpoint import (
 from utils.errors import Interrupted, RunFailure, UserError, stop_on_signals
 from utils.experiment import build
 from utils.loggers import (
-    SETTINGS,
     TensorBoardLogger,
     append_row,
     check_writable,
@@ -126,7 +126,8 @@ def find_resume(args: argparse.Namespace, setting: str) -> tuple[Path, dict] | t
 
 
 def result_paths(args: argparse.Namespace) -> list[Path]:
-    return [csv_path(args.results_path, setting, args.dataset, args.model) for setting in SETTINGS]
+    settings = reported_settings(get_all_datasets()[args.dataset].SETTING)
+    return [csv_path(args.results_path, setting, args.dataset, args.model) for setting in settings]
 
 
 def is_finished(args: argparse.Namespace, state: dict, n_tasks: int) -> bool:
@@ -160,7 +161,7 @@ def write_rows(args: argparse.Namespace, progress: Progress, device: torch.devic
            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(progress.elapsed, 1),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": code_version()}
     history = progress.history
-    for setting, path in zip(SETTINGS, result_paths(args), strict=True):
+    for setting, path in zip(history.results, result_paths(args), strict=True):
         row = result_row(history.mean_accs(setting), history.results[setting], history.random_results[setting],
                          vars(args), run)
         append_row(path, row, unique="run_id")

@@ -93,7 +93,11 @@ class PILLoader:
 
 class ContinualDataset:
     """Base class. Subclasses set NAME, N_TASKS, N_CLASSES_PER_TASK and implement ``load``,
-    ``get_backbone`` and, when they augment, the transforms."""
+    ``get_backbone`` and, when they augment, the transforms.
+
+    SETTING "class-il": task t owns classes t * N_CLASSES_PER_TASK onwards, one head, accuracy is
+    reported class-IL and task-IL. "domain-il": every task has every class, its inputs changed by
+    ``task_inputs``; one head, accuracy reported domain-IL only (there is no task-IL)."""
 
     NAME: str = ""
     SETTING = "class-il"
@@ -126,8 +130,15 @@ class ContinualDataset:
     def pil_test_transform(self) -> Callable:
         return to_tensor
 
+    def task_inputs(self, task: int, images: torch.Tensor) -> torch.Tensor:
+        """The inputs of ``task`` made from uint8 images: in domain-IL, the task's own permutation or
+        rotation, the same for its training and test examples; the images themselves otherwise."""
+        return images
+
     # --- tasks --------------------------------------------------------------------------
     def task_classes(self, task: int) -> range:
+        if self.SETTING == "domain-il":
+            return range(self.N_CLASSES_PER_TASK)
         return range(task * self.N_CLASSES_PER_TASK, (task + 1) * self.N_CLASSES_PER_TASK)
 
     def prepare(self, data: tuple[torch.Tensor, ...] | None = None) -> None:
@@ -177,19 +188,28 @@ class ContinualDataset:
         batches = len(self._split_indices(tasks)[0]) // self.args.batch_size
         return min(batches, DEBUG_BATCHES) if self.args.debug_mode else batches
 
+    def _task_data(self, task: int, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs (``task_inputs``) and labels of ``task``'s training or test examples."""
+        train_index, test_index = self._split_indices([task])
+        images, labels = self._data[:2] if train or self.args.validation else self._data[2:]
+        index = train_index if train else test_index
+        return self.task_inputs(task, images[index]), labels[index]
+
     def train_loader(self, tasks: Sequence[int]) -> TensorLoader | PILLoader:
         """Shuffled batches (last incomplete one dropped) of the union of ``tasks``."""
-        index, _ = self._split_indices(tasks)
-        train_x, train_y = self._data[:2]
-        return self._loader(train_x[index], train_y[index], True, self.args.batch_size)
+        images, labels = zip(*(self._task_data(t, train=True) for t in tasks), strict=True)
+        return self._loader(torch.cat(images), torch.cat(labels), True, self.args.batch_size)
 
     def test_loader(self, task: int) -> TensorLoader | PILLoader:
-        _, index = self._split_indices([task])
-        test_x, test_y = self._data[:2] if self.args.validation else self._data[2:]
-        return self._loader(test_x[index], test_y[index], False, EVAL_BATCH_SIZE)
+        return self._loader(*self._task_data(task, train=False), False, EVAL_BATCH_SIZE)
 
     def __repr__(self) -> str:
         return f"{self.NAME} ({self.N_TASKS} tasks x {self.N_CLASSES_PER_TASK} classes)"
+
+
+def reported_settings(setting: str) -> tuple[str, ...]:
+    """The accuracies a dataset of ``setting`` reports: class-IL streams also report task-IL."""
+    return ("class-il", "task-il") if setting == "class-il" else (setting,)
 
 
 def download(name: str, root: Path, fetch: Callable[[], object], where: str, offline: bool) -> None:

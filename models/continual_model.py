@@ -94,7 +94,7 @@ class ContinualModel(nn.Module):
     ``ReplayModel`` and state their terms there."""
 
     NAME: str = ""
-    COMPATIBILITY: tuple[str, ...] = ("class-il", "task-il")
+    COMPATIBILITY: tuple[str, ...] = ("class-il", "domain-il")  # the settings a model can learn
     TRAINS_ON_STREAM = True  # False: the training loop trains on all tasks after the last one
     FUSE_FORWARD: bool | None = None  # None: --fuse_forward decides (default: fuse without BatchNorm)
 

@@ -13,7 +13,6 @@ from utils.metrics import backward_transfer, forgetting, forward_transfer
 # Run-time plumbing that does not change a result; left out of the CSV rows.
 NOT_LOGGED = ("csv_log", "tensorboard", "load_best_args", "data_path", "results_path", "num_workers", "offline",
               "resume", "keep_checkpoints")
-SETTINGS = ("class-il", "task-il")
 
 
 def check_writable(folder: str | Path) -> None:

@@ -7,17 +7,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from datasets.continual_dataset import ContinualDataset
+from datasets.continual_dataset import ContinualDataset, reported_settings
 from models.continual_model import ContinualModel
 from utils.loggers import TensorBoardLogger
 from utils.metrics import backward_transfer, forgetting, forward_transfer
 from utils.status import ProgressBar, RunClock, clock_text
 
+NAMES = {"class-il": "Class-IL", "task-il": "Task-IL", "domain-il": "Domain-IL"}
+
 
 @dataclass
 class History:
-    """Accuracy matrices R[t][i] (row t - 1 also holds the pre-task accuracy on task t)
-    and the random-initialisation accuracies b[i], for class-IL and task-IL."""
+    """Accuracy matrices R[t][i] (row t - 1 also holds the pre-task accuracy on task t) and the
+    random-initialisation accuracies b[i], per reported setting (class-IL and task-IL, or domain-IL)."""
 
     results: dict[str, list[list[float]]] = field(default_factory=lambda: {"class-il": [], "task-il": []})
     random_results: dict[str, list[float]] = field(default_factory=dict)
@@ -27,27 +29,28 @@ class History:
 
 
 def evaluate(model: ContinualModel, dataset: ContinualDataset, loaders: list) -> dict[str, list[float]]:
-    """Class-IL and task-IL accuracy (%) on each loader's task, in eval mode without autograd.
-
-    Task-IL masks the logits outside the task's own classes before the argmax."""
+    """Accuracy (%) on each loader's task, in eval mode without autograd: the argmax over every
+    output (class-IL, or domain-IL) and, for class-IL streams, task-IL, which masks the logits
+    outside the task's own classes before the argmax."""
     was_training = model.net.training
     model.net.eval()
-    accs = {"class-il": [], "task-il": []}
+    settings = reported_settings(dataset.SETTING)
+    accs = {setting: [] for setting in settings}
     with torch.inference_mode():
         for task, loader in loaders:
             classes = dataset.task_classes(task)
-            correct = torch.zeros(2, dtype=torch.long, device=model.device)
+            correct = torch.zeros(len(settings), dtype=torch.long, device=model.device)
             total = 0
             for inputs, labels, _ in loader:
                 outputs = model(inputs)
                 correct[0] += (outputs.argmax(1) == labels).sum()
-                masked = torch.full_like(outputs, float("-inf"))
-                masked[:, classes.start:classes.stop] = outputs[:, classes.start:classes.stop]
-                correct[1] += (masked.argmax(1) == labels).sum()
+                if "task-il" in accs:
+                    masked = torch.full_like(outputs, float("-inf"))
+                    masked[:, classes.start:classes.stop] = outputs[:, classes.start:classes.stop]
+                    correct[1] += (masked.argmax(1) == labels).sum()
                 total += len(labels)
-            class_il, task_il = (100.0 * correct.cpu().double() / max(1, total)).tolist()
-            accs["class-il"].append(class_il)
-            accs["task-il"].append(task_il)
+            for setting, acc in zip(settings, (100.0 * correct.cpu().double() / max(1, total)).tolist(), strict=True):
+                accs[setting].append(acc)
     model.net.train(was_training)
     return accs
 
@@ -76,7 +79,7 @@ def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogge
     args = model.args
     began = time.monotonic()
     test_loaders = [(t, dataset.test_loader(t)) for t in range(dataset.N_TASKS)]
-    progress = start or Progress(0, History())
+    progress = start or Progress(0, History({s: [] for s in reported_settings(dataset.SETTING)}))
     history = progress.history
     if not history.random_results:
         history.random_results = evaluate(model, dataset, test_loaders)
@@ -133,9 +136,8 @@ def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogge
 
 
 def print_task_accuracy(task: int, accs: dict[str, list[float]]) -> None:
-    means = {s: float(np.mean(v)) for s, v in accs.items()}
-    print(f"Accuracy for {task + 1} task(s): [Class-IL]: {means['class-il']:.2f} % "
-          f"[Task-IL]: {means['task-il']:.2f} %", flush=True)
+    means = " ".join(f"[{NAMES[s]}]: {np.mean(v):.2f} %" for s, v in accs.items())
+    print(f"Accuracy for {task + 1} task(s): {means}", flush=True)
     for setting, values in accs.items():
         print(f"    {setting} per task: " + " ".join(f"{v:.2f}" for v in values), flush=True)
 
