@@ -1,9 +1,12 @@
 """Best hyper-parameters: BEST_ARGS[dataset][model][buffer size] (None for buffer-free models).
 
-seq-cifar10: the released HCR code (hcr, er, sgd) and the DER paper (der, derpp);
-batch_size = minibatch_size = 32 and 50 epochs everywhere (docs/method.md, "Best hyper-parameters").
-seq-fmnist: mammoth's seq-mnist values (batch 10, 1 epoch); hcr has no published values there:
-ours come from scripts/search_hcr_fmnist.py on the validation split (docs/search_hcr_fmnist.md).
+seq-cifar10: the released HCR code (hcr, er, sgd) and the DER paper (der, derpp); batch_size =
+minibatch_size = 32 and 50 epochs everywhere (docs/method.md, "Best hyper-parameters").
+seq-mnist, perm-mnist, rot-mnist and seq-tinyimg (sgd, er, der, derpp): mammoth's published values,
+utils/best_args.py of aimagelab/mammoth at commit 0d727a7235cf836698418ca33a973431d1d671f0. The
+Fashion-MNIST twins (seq-fmnist, perm-fmnist, rot-fmnist) use the MNIST values. hcr has published
+values for seq-cifar10 only; its seq-fmnist values come from scripts/search_hcr_fmnist.py on the
+validation split (docs/search_hcr_fmnist.md). Where there is no entry, --load_best_args says so.
 """
 
 def _cifar(lr: float, **kwargs: float) -> dict:
@@ -12,6 +15,62 @@ def _cifar(lr: float, **kwargs: float) -> dict:
 
 def _fmnist(lr: float, **kwargs: float) -> dict:
     return {"lr": lr, "batch_size": 10, "n_epochs": 1, **kwargs}
+
+
+def _domain(lr: float, **kwargs: float) -> dict:  # P-MNIST and R-MNIST: batch 128, one epoch per task
+    return {"lr": lr, "batch_size": 128, "n_epochs": 1, **kwargs}
+
+
+def _tinyimg(lr: float, **kwargs: float) -> dict:
+    return {"lr": lr, "batch_size": 32, "n_epochs": 100, **kwargs}
+
+
+MNIST_BASELINES = {  # mammoth's seq-mnist entries (batch 10, one epoch)
+    "sgd": {None: _fmnist(0.03)},
+    "er": {
+        200: _fmnist(0.01, minibatch_size=10),
+        500: _fmnist(0.1, minibatch_size=10),
+        5120: _fmnist(0.1, minibatch_size=10),
+    },
+    "der": {
+        200: _fmnist(0.03, minibatch_size=10, alpha=0.2),
+        500: _fmnist(0.03, minibatch_size=128, alpha=1.0),
+        5120: _fmnist(0.1, minibatch_size=128, alpha=0.5),
+    },
+    "derpp": {
+        200: _fmnist(0.03, minibatch_size=128, alpha=0.2, beta=1.0),
+        500: _fmnist(0.03, minibatch_size=10, alpha=1.0, beta=0.5),
+        5120: _fmnist(0.1, minibatch_size=64, alpha=0.2, beta=0.5),
+    },
+}
+PERMUTED_BASELINES = {  # mammoth's perm-mnist entries
+    "sgd": {None: _domain(0.2)},
+    "er": {size: _domain(0.2, minibatch_size=128) for size in (200, 500, 5120)},
+    "der": {
+        200: _domain(0.2, minibatch_size=128, alpha=1.0),
+        500: _domain(0.2, minibatch_size=128, alpha=1.0),
+        5120: _domain(0.2, minibatch_size=128, alpha=0.5),
+    },
+    "derpp": {
+        200: _domain(0.1, minibatch_size=128, alpha=1.0, beta=1.0),
+        500: _domain(0.2, minibatch_size=128, alpha=1.0, beta=0.5),
+        5120: _domain(0.2, minibatch_size=128, alpha=0.5, beta=1.0),
+    },
+}
+ROTATED_BASELINES = {  # mammoth's rot-mnist entries
+    "sgd": {None: _domain(0.2)},
+    "er": {size: _domain(0.2, minibatch_size=128) for size in (200, 500, 5120)},
+    "der": {
+        200: _domain(0.2, minibatch_size=128, alpha=1.0),
+        500: _domain(0.2, minibatch_size=128, alpha=0.5),
+        5120: _domain(0.2, minibatch_size=128, alpha=0.5),
+    },
+    "derpp": {
+        200: _domain(0.1, minibatch_size=128, alpha=1.0, beta=0.5),
+        500: _domain(0.2, minibatch_size=128, alpha=0.5, beta=1.0),
+        5120: _domain(0.2, minibatch_size=128, alpha=0.5, beta=0.5),
+    },
+}
 
 
 BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
@@ -31,26 +90,27 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
         },
     },
     "seq-fmnist": {
-        "sgd": {None: _fmnist(0.03)},
-        "er": {
-            200: _fmnist(0.01, minibatch_size=10),
-            500: _fmnist(0.1, minibatch_size=10),
-            5120: _fmnist(0.1, minibatch_size=10),
-        },
-        "der": {
-            200: _fmnist(0.03, minibatch_size=10, alpha=0.2),
-            500: _fmnist(0.03, minibatch_size=128, alpha=1.0),
-            5120: _fmnist(0.1, minibatch_size=128, alpha=0.5),
-        },
-        "derpp": {
-            200: _fmnist(0.03, minibatch_size=128, alpha=0.2, beta=1.0),
-            500: _fmnist(0.03, minibatch_size=10, alpha=1.0, beta=0.5),
-            5120: _fmnist(0.1, minibatch_size=64, alpha=0.2, beta=0.5),
-        },
+        **MNIST_BASELINES,
         "hcr": {
             200: _fmnist(0.01, minibatch_size=10, alpha=0.5, beta=1.0, gamma=0.5, sigmoid=0.1),
             500: _fmnist(0.01, minibatch_size=64, alpha=0.5, beta=2.0, gamma=0.5, sigmoid=0.1),
             5120: _fmnist(0.03, minibatch_size=64, alpha=0.1, beta=2.0, gamma=0.5, sigmoid=0.1),
+        },
+    },
+    "seq-mnist": MNIST_BASELINES,
+    "perm-mnist": PERMUTED_BASELINES,
+    "perm-fmnist": PERMUTED_BASELINES,
+    "rot-mnist": ROTATED_BASELINES,
+    "rot-fmnist": ROTATED_BASELINES,
+    "seq-tinyimg": {  # mammoth's seq-tinyimg entries
+        "sgd": {None: _tinyimg(0.03)},
+        "er": {200: _tinyimg(0.1, minibatch_size=32), 500: _tinyimg(0.03, minibatch_size=32),
+               5120: _tinyimg(0.1, minibatch_size=32)},
+        "der": {size: _tinyimg(0.03, minibatch_size=32, alpha=0.1) for size in (200, 500, 5120)},
+        "derpp": {
+            200: _tinyimg(0.03, minibatch_size=32, alpha=0.1, beta=1.0),
+            500: _tinyimg(0.03, minibatch_size=32, alpha=0.2, beta=0.5),
+            5120: _tinyimg(0.03, minibatch_size=32, alpha=0.1, beta=0.5),
         },
     },
 }
