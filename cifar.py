@@ -8,22 +8,25 @@ released code's, whose grid was Seq-CIFAR-10.
 
 Everything after ``--`` is passed to every main.py run verbatim. Each run has a key (dataset, model,
 buffer, seed and a hash of all its arguments, the values utils/best_args.py gives it included) and a
-folder ``<results>/runs/<key>/`` holding its log.txt, its own CSV files (main.py --results_path) and,
-once main.py has exited 0, done.json. A run with a done.json is skipped, so rerunning an interrupted
-grid finishes only what is missing; a run folder without done.json is cleared and redone, so every
-finished run contributes exactly one row. When an entry of utils/best_args.py changes, its runs get
-new keys: they run again, and the table leaves out the runs made with the old values.
+folder ``<results>/runs/<key>/`` holding its log.txt, its own CSV files and checkpoints (main.py
+--results_path) and, once main.py has exited 0, done.json. A run with a done.json is skipped; every run
+is started with ``--resume auto``, so a run folder without done.json (an interrupted, pre-empted or
+killed run) is kept and the run continues from its newest checkpoint; main.py writes a run's CSV row
+once, so every finished run contributes exactly one row. When an entry of utils/best_args.py changes,
+its runs get new keys: they run again, and the table leaves out the runs made with the old values.
 Launchers: ``local`` (subprocesses, --jobs at once), ``submitit-local`` (submitit's local executor,
-the code path of ``slurm``) and ``slurm`` (a job array; logs in <results>/submitit/).
+the code path of ``slurm``) and ``slurm`` (a job array; logs in <results>/submitit/). Under submitit a
+job that reaches its time limit or is pre-empted is requeued (submitit's checkpoint mechanism,
+GridJob) and resumes from main.py's checkpoint.
 The table (utils/grid_table.py): mean and sample standard deviation (ddof=1) over seeds of the accuracy
-after the last task.
+after the last task, with every flag that changes the experiment in its row.
 """
 import argparse
+import contextlib
 import fcntl
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -31,15 +34,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from queue import SimpleQueue
 
+from submitit.helpers import Checkpointable, DelayedSubmission
+
 from utils.errors import UserError
 from utils.grid import PAPER_MODELS, Run, plan
-from utils.grid_table import summarize
+from utils.grid_table import datasets_in, summarize
 from utils.loggers import check_writable
 
 REPO = Path(__file__).resolve().parent
 MAIN = REPO / "main.py"
+DEFAULT_DATASET = "seq-cifar10"
 # Runs arguments that cifar.py sets itself; passing them after -- would break the grid.
-MANAGED = ("--model", "--dataset", "--buffer_size", "--seed", "--load_best_args", "--csv_log", "--results_path")
+MANAGED = ("--model", "--dataset", "--buffer_size", "--seed", "--load_best_args", "--csv_log", "--results_path",
+           "--resume")
+# main.py's exit statuses when SIGINT or SIGTERM stopped it (128 + the signal); killed by a signal also counts.
+INTERRUPTED = {130, 143}
+# How long a submitit job whose main.py was stopped by a signal waits for submitit's requeue signal (USR2): on a
+# pre-emption SLURM signals every process of the job, and SIGTERM may reach main.py before USR2 reaches the job.
+PREEMPTION_WAIT_S = 90
 PRESETS = {  # the released cifar.py: one run with its own hyper-parameters (docs/method.md, "Best hyper-parameters")
     "released": {"dataset": "seq-cifar10", "models": ["hcr"], "buffers": [200], "seeds": [60],
                  "extra": ["--lr", "0.3", "--alpha", "0.5", "--beta", "0.5", "--gamma", "0.5", "--sigmoid", "0.3",
@@ -48,47 +60,110 @@ PRESETS = {  # the released cifar.py: one run with its own hyper-parameters (doc
 
 
 def command(run: Run, results: Path) -> list[str]:
+    """The run's main.py command line: this interpreter and main.py's absolute path, so that it runs as
+    printed from any folder; ``--resume auto`` continues an interrupted run from its checkpoint."""
     buffer = [] if run.buffer is None else ["--buffer_size", str(run.buffer)]
     return [sys.executable, str(MAIN), "--model", run.model, "--dataset", run.dataset, *buffer, "--load_best_args",
-            "--seed", str(run.seed), "--csv_log", "--results_path", str(results / "runs" / run.key), *run.extra]
+            "--seed", str(run.seed), "--csv_log", "--resume", "auto", "--results_path", str(results / "runs" / run.key),
+            *run.extra]
 
 
 def is_done(run: Run, results: Path) -> bool:
     return (results / "runs" / run.key / "done.json").exists()
 
 
+@contextlib.contextmanager
+def run_lock(path: Path):
+    """An exclusive, non-blocking flock on ``path``: yields its file descriptor, or None when another
+    process holds it. The file exists only while the lock is held, so no stale lock files stay behind.
+
+    Why this is safe: the file is unlinked on release *while still locked* (then closed), and an
+    acquirer that got the lock checks that the file it locked is still the one at ``path`` (same
+    device and inode); if not, it locked a file that its holder has since unlinked, and it tries again
+    on the path's current file. So two processes never both hold "the lock of ``path``": whoever
+    holds the file at ``path`` is the only holder, and a file is unlinked only by its holder. A holder
+    killed before its release leaves the file; the next holder of the path removes it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            yield None
+            return
+        held = os.fstat(fd)
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # the file we locked was unlinked by its previous holder: lock the one at the path now
+    try:
+        yield fd
+    finally:
+        os.unlink(path)  # still locked: nobody else holds this file, and a later acquirer re-checks the path
+        os.close(fd)
+
+
 def execute_run(run: Run, results: Path, threads: int | None = None, gpu: str | None = None) -> str:
-    """Run one main.py (the function submitit pickles): 'done', 'skipped' (finished before), 'busy'
-    (another process runs it now) or 'failed'. A lock held by main.py itself guards the run folder."""
+    """Run one main.py: 'done', 'skipped' (finished before), 'busy' (another process runs it now),
+    'interrupted' (a signal stopped main.py) or 'failed'. main.py inherits the lock, so a run whose
+    caller died still guards its folder. A folder without done.json is kept: main.py --resume auto
+    continues from its checkpoint (or says it starts from scratch, or that the run had finished)."""
     run_dir = results / "runs" / run.key
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.parent / f"{run.key}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with run_lock(run_dir.parent / f"{run.key}.lock") as lock:
+        if lock is None:
             return "busy"
         if is_done(run, results):
             return "skipped"
-        shutil.rmtree(run_dir, ignore_errors=True)  # a run interrupted before done.json starts afresh
-        run_dir.mkdir()
+        run_dir.mkdir(exist_ok=True)
         env = dict(os.environ)
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         start, argv = time.time(), command(run, results)
-        with open(run_dir / "log.txt", "w") as log:
-            log.write(shlex.join(argv) + "\n")
+        with open(run_dir / "log.txt", "a") as log:  # a resumed run's log follows the interrupted one's
+            log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}\n{shlex.join(argv)}\n")
             log.flush()
-            code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                  pass_fds=(lock.fileno(),)).returncode
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(lock,))
+            try:
+                code = process.wait()
+            finally:
+                # An exception here (submitit's requeue exits this process from its signal handler, Ctrl-C)
+                # must not release the lock while main.py still runs: stop it first. Its checkpoints are
+                # written atomically, so killing it loses at most the task in progress.
+                if process.returncode is None:
+                    process.kill()
+                    process.wait()
         if code != 0:
-            return "failed"
+            return "interrupted" if code in INTERRUPTED or code < 0 else "failed"
         info = {"key": run.key, "dataset": run.dataset, "model": run.model, "buffer": run.buffer, "seed": run.seed,
                 "extra": list(run.extra), "command": argv, "seconds": round(time.time() - start, 1)}
         (run_dir / "done.json.tmp").write_text(json.dumps(info, indent=1) + "\n")
         os.replace(run_dir / "done.json.tmp", run_dir / "done.json")
         return "done"
+
+
+class GridJob(Checkpointable):
+    """One run as a submitit job. When the job reaches its time limit or is pre-empted, submitit calls
+    ``checkpoint`` (on its USR2 signal) and requeues what it returns: this same job, whose main.py
+    then continues with ``--resume auto`` from the run's newest checkpoint; the state lives in main.py's
+    checkpoints, not in this object."""
+
+    def __init__(self, run: Run, results: Path, threads: int | None = None, gpu: str | None = None) -> None:
+        self.run, self.results, self.threads, self.gpu = run, results, threads, gpu
+
+    def __call__(self) -> str:
+        status = execute_run(self.run, self.results, self.threads, self.gpu)
+        if status == "interrupted":  # a pre-emption's SIGTERM reached main.py first: wait for submitit's USR2
+            time.sleep(PREEMPTION_WAIT_S)  # (its handler requeues the job and exits this process)
+        return status
+
+    def checkpoint(self, *args, **kwargs) -> DelayedSubmission:
+        return DelayedSubmission(self)
 
 
 def visible_gpus() -> list[str]:
@@ -111,7 +186,7 @@ def launch_local(runs: list[Run], results: Path, jobs: int) -> list[tuple[str, P
             status = execute_run(run, results, threads, gpus[slot % len(gpus)] if gpus else None)
         finally:
             slots.put(slot)
-        print(f"{status:>7} {run.key}", flush=True)
+        print(f"{status:>11} {run.key}", flush=True)
         return status, results / "runs" / run.key / "log.txt"
 
     pool = ThreadPoolExecutor(jobs)
@@ -138,54 +213,86 @@ def make_executor(args: argparse.Namespace, results: Path):
 
 def launch_submitit(runs: list[Run], results: Path, args: argparse.Namespace) -> list[tuple[str, Path]]:
     """One SLURM job array (at most --jobs running at once); through submitit's local executor, the
-    same submission in waves of --jobs runs, with the cores and GPUs shared as by launch_local."""
+    same submission in waves of --jobs runs, with the cores and GPUs shared as by launch_local. Each
+    job is a GridJob: requeued on time-out or pre-emption, it resumes from the run's checkpoint."""
     local, executor = args.launcher == "submitit-local", make_executor(args, results)
     gpus = visible_gpus() if local else []
     threads = max(1, len(os.sched_getaffinity(0)) // args.jobs) if local else args.cpus_per_job
     wave, outcomes = args.jobs if local else len(runs), []
     for first in range(0, len(runs), wave):
         chunk = runs[first:first + wave]
-        placement = [gpus[i % len(gpus)] if gpus else None for i in range(len(chunk))]
-        submitted = executor.map_array(execute_run, chunk, [results] * len(chunk), [threads] * len(chunk), placement)
+        with executor.batch():
+            submitted = [executor.submit(GridJob(run, results, threads, gpus[i % len(gpus)] if gpus else None))
+                         for i, run in enumerate(chunk)]  # one job array; the jobs get their ids on leaving
         print(f"submitted {len(chunk)} job(s): {submitted[0].job_id.split('_')[0]} (logs in {results / 'submitit'})")
         for run, job in zip(chunk, submitted, strict=True):
             try:
                 status, log = job.result(), results / "runs" / run.key / "log.txt"
-            except Exception as e:  # the job itself died (timeout, node failure): submitit's log says why
+            except Exception as e:  # the job itself died (timeouts, node failure): submitit's log says why
                 status, log = "failed", job.paths.stderr
                 print(f"job {job.job_id} of {run.key}: {type(e).__name__}", file=sys.stderr)
-            print(f"{status:>7} {run.key}", flush=True)
+            print(f"{status:>11} {run.key}", flush=True)
             outcomes.append((status, log))
     return outcomes
 
 
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, off switches, or the help
+    text names it itself)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or "").lower():
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def build_parser():
     from datasets import get_all_datasets
     from models import get_all_models
     from utils.args import CLIParser, non_negative_int, positive_int
 
-    parser = CLIParser(prog="cifar.py", allow_abbrev=False, description="Run a grid of main.py experiments on any "
-                       "dataset (best arguments) and tabulate it; arguments after -- go to every run.")
-    parser.add_argument("--dataset", default="seq-cifar10", choices=list(get_all_datasets()))
-    parser.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=list(get_all_models()))
+    parser = CLIParser(prog="cifar.py", allow_abbrev=False,
+                       description="Run a grid of main.py experiments on any dataset (best arguments) and tabulate "
+                       "it; arguments after -- go to every run (docs/usage.md, 'Grids').")
+    parser.formatter_class = HelpFormatter  # after CLIParser's own, whatever that is
+    parser.add_argument("--dataset", default=None, choices=list(get_all_datasets()),
+                        help=f"Dataset of the grid (default: {DEFAULT_DATASET}); with --summarize, the dataset to "
+                             "tabulate (default: every dataset with finished runs in --results).")
+    parser.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=list(get_all_models()),
+                        help="Models of the grid.")
     parser.add_argument("--buffers", nargs="+", type=positive_int, default=[200, 500, 5120],
                         help="Buffer sizes of the replay models (buffer-free models run once).")
-    parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=list(range(10)))
-    parser.add_argument("--results", default="results", help="Results folder (default: results).")
+    parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=list(range(10)),
+                        help="Seeds of every (model, buffer).")
+    parser.add_argument("--results", default="results",
+                        help="Results folder: runs/<key>/ per run, the summary files at the top.")
     parser.add_argument("--preset", choices=list(PRESETS),
                         help="released: the released cifar.py's single run (seq-cifar10, hcr, buffer 200, seed 60, "
-                             "lr 0.3, alpha = beta = gamma = 0.5, sigmoid 0.3, TensorBoard on).")
-    parser.add_argument("--dry_run", action="store_true", help="Print the planned commands, run nothing.")
-    parser.add_argument("--summarize", action="store_true", help="Only tabulate the finished runs of --dataset.")
+                             "lr 0.3, alpha = beta = gamma = 0.5, sigmoid 0.3, TensorBoard on). Default: none, the "
+                             "grid of the other options.")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="Print the planned commands (runnable as printed), run nothing.")
+    parser.add_argument("--summarize", action="store_true",
+                        help="Only tabulate the finished runs (of --dataset, else of every dataset).")
     parser.add_argument("--jobs", type=positive_int, default=1,
-                        help="Runs at once (local), or the job array's parallelism (slurm).")
-    parser.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local")
+                        help="Runs at once (local, submitit-local), or the job array's parallelism (slurm).")
+    parser.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local",
+                        help="local: subprocesses here; slurm: a submitit job array, requeued on time-out or "
+                             "pre-emption; submitit-local: slurm's code path on this machine.")
     slurm = parser.add_argument_group("submitit / SLURM")
-    slurm.add_argument("--partition", help="SLURM partition.")
-    slurm.add_argument("--time_min", type=positive_int, default=24 * 60, help="Time limit of one run (minutes).")
-    slurm.add_argument("--gpus_per_job", type=non_negative_int, default=1)
-    slurm.add_argument("--cpus_per_job", type=positive_int, default=4)
-    slurm.add_argument("--mem_gb", type=positive_int, default=None)
+    slurm.add_argument("--partition", help="SLURM partition (default: the cluster's).")
+    slurm.add_argument("--time_min", type=positive_int, default=24 * 60,
+                       help="Time limit of one job (minutes); a job that reaches it is requeued (up to 3 "
+                            "times) and resumes.")
+    slurm.add_argument("--gpus_per_job", type=non_negative_int, default=1, help="GPUs of one SLURM job.")
+    slurm.add_argument("--cpus_per_job", type=positive_int, default=4, help="CPU cores of one SLURM job.")
+    slurm.add_argument("--mem_gb", type=positive_int, default=None,
+                       help="Memory of one job in GB (default: the cluster's).")
+    return parser
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
+    parser = build_parser()
     own, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
     if args.preset:
@@ -198,6 +305,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
         parser.error(f"{', '.join(clash)} after -- clash with the grid (use --dataset/--models/--buffers/--seeds)")
     if args.summarize:
         return args, []
+    args.dataset = args.dataset or DEFAULT_DATASET
     try:
         runs = plan(args.dataset, args.models, args.buffers, args.seeds, extra)
     except KeyError as e:
@@ -228,13 +336,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cifar.py: error: {e}", file=sys.stderr)
             return 2
     if args.summarize:
-        text = summarize(results, args.dataset)
-        print(text or f"no finished {args.dataset} runs in {results / 'runs'}")
-        return 0 if text else 1
+        datasets = [args.dataset] if args.dataset else datasets_in(results)
+        texts = [text for text in (summarize(results, dataset) for dataset in datasets) if text]
+        which = f"{args.dataset} " if args.dataset else ""
+        print("\n".join(texts) if texts else f"no finished {which}runs in {results / 'runs'}")
+        return 0 if texts else 1
     if args.dry_run:
         for run in runs:
             done = "  # done" if is_done(run, results) else ""
-            print(shlex.join(["python", "main.py", *command(run, results)[2:]]) + done)
+            print(shlex.join(command(run, results)) + done)
         print(f"{len(runs)} runs, {sum(is_done(r, results) for r in runs)} of them finished")
         return 0
     todo = [run for run in runs if not is_done(run, results)]
@@ -253,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {run.key}: see {log}")
         elif status == "busy":
             print(f"BUSY {run.key}: another process is running it; rerun later")
+        elif status == "interrupted":
+            print(f"INTERRUPTED {run.key}: see {log}; rerun the same command to resume it from its checkpoint")
     text = summarize(results, args.dataset)
     if text:
         print(text)
@@ -261,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import cifar  # as a module, so that submitit's jobs can unpickle cifar.execute_run
+    import cifar  # as a module, so that submitit's jobs can unpickle cifar.GridJob
 
-    sys.exit(cifar.main())
+    try:
+        sys.exit(cifar.main())
+    except BrokenPipeError:  # the reader went away (cifar.py --dry_run | head): stop quietly, like a SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when stdout is flushed
+        sys.exit(141)

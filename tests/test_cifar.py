@@ -28,7 +28,9 @@ def _main(argv: list[str]) -> tuple[int, str]:
 
 
 def _commands(output: str) -> list[list[str]]:
-    return [shlex.split(line.split("  #")[0]) for line in output.splitlines() if line.startswith("python main.py")]
+    """The main.py command lines that --dry_run prints: this interpreter, main.py's absolute path, arguments."""
+    prefix = shlex.join([sys.executable, str(cifar.MAIN)]) + " "
+    return [shlex.split(line.split("  #")[0]) for line in output.splitlines() if line.startswith(prefix)]
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -52,7 +54,7 @@ def test_dry_run_lists_the_selected_grid(tmp_path):
     for argv in commands:
         assert argv[-3:] == ["--n_epochs", "1", "--debug_mode"]  # the flags after --, verbatim, last
         assert _flag(argv, "--dataset") == "seq-fmnist"
-        assert "--load_best_args" in argv and "--csv_log" in argv
+        assert "--load_best_args" in argv and "--csv_log" in argv and _flag(argv, "--resume") == "auto"
         assert Path(_flag(argv, "--results_path")).parent == tmp_path / "runs"
     assert len({_flag(c, "--results_path") for c in commands}) == len(commands)  # one folder (key) per run
     assert not tmp_path.joinpath("runs").exists()  # nothing ran
@@ -78,11 +80,13 @@ def test_dry_run_defaults_are_the_paper_grid_and_the_released_preset(tmp_path):
 
 def test_bad_selections_are_refused_before_running(tmp_path, capsys):
     for argv in (["--models", "er", "--", "--seed", "3"],  # cifar.py sets the seed itself
+                 ["--models", "er", "--", "--resume=x.pt"],  # and --resume auto
                  ["--dataset", "seq-fmnist", "--models", "er", "--buffers", "300"]):  # no best arguments
         with pytest.raises(SystemExit) as exit_info:
             cifar.main([*argv, "--results", str(tmp_path), "--dry_run"])
         assert exit_info.value.code == 2
-    assert "--seed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--seed" in err and "--resume=x.pt" in err
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -115,32 +119,63 @@ def test_unwritable_results_folder_is_one_line_before_any_run(tmp_path, capsys, 
 # --- the local launcher, with a stand-in for main.py --------------------------------------
 
 FAKE_MAIN = ("import os, sys; print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('CUDA_VISIBLE_DEVICES')); "
-             "sys.exit(sys.argv[1] == 'bad')")
+             "sys.exit({'ok': 0, 'bad': 1, 'term': 143}[sys.argv[1]])")
 
 
 def test_local_launcher_threads_gpus_failures_and_locks(tmp_path, monkeypatch):
     monkeypatch.setattr(cifar, "command", lambda run, results: [sys.executable, "-c", FAKE_MAIN, run.model])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    runs = [cifar.Run("seq-fmnist", model, None, seed) for model, seed in (("ok", 0), ("bad", 0), ("ok", 1))]
-    stale = tmp_path / "runs" / runs[2].key / "class-il" / "stale.csv"  # killed before its done.json
-    stale.parent.mkdir(parents=True)
-    stale.write_text("row of an interrupted run\n")
+    runs = [cifar.Run("seq-fmnist", model, None, seed) for model, seed in (("ok", 0), ("bad", 0), ("ok", 1),
+                                                                           ("term", 0))]
+    checkpoint = tmp_path / "runs" / runs[2].key / "checkpoints" / "task2.pt"  # interrupted before its done.json
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text("the state main.py --resume auto continues from\n")
+    (checkpoint.parents[1] / "log.txt").write_text("log of the interrupted attempt\n")
 
     outcomes = cifar.launch_local(runs, tmp_path, jobs=2)
-    assert [status for status, _ in outcomes] == ["done", "failed", "done"]
+    assert [status for status, _ in outcomes] == ["done", "failed", "done", "interrupted"]
     logs = [log.read_text().splitlines()[-1].split() for _, log in outcomes]
     threads = str(max(1, len(os.sched_getaffinity(0)) // 2))
     assert all(line[0] == threads for line in logs)
     assert {line[1] for line in logs} <= {"3", "5"}  # one visible GPU per run, from the slots
-    assert not stale.exists()
+    assert checkpoint.exists()  # kept for --resume auto
+    assert outcomes[2][1].read_text().startswith("log of the interrupted attempt\n")  # the log goes on
     assert not (tmp_path / "runs" / runs[1].key / "done.json").exists()
     done = json.loads((tmp_path / "runs" / runs[0].key / "done.json").read_text())
     assert (done["model"], done["seed"], done["buffer"]) == ("ok", 0, None)
+    assert list(tmp_path.glob("runs/*.lock")) == []  # no lock files once the runs are over
 
     assert cifar.execute_run(runs[0], tmp_path) == "skipped"
-    with open(tmp_path / "runs" / f"{runs[1].key}.lock", "w") as lock:  # another process runs it now
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cifar.run_lock(tmp_path / "runs" / f"{runs[1].key}.lock") as held:  # another process runs it now
+        assert held is not None
         assert cifar.execute_run(runs[1], tmp_path) == "busy"
+    assert list(tmp_path.glob("runs/*.lock")) == []
+
+
+def test_run_lock_is_never_held_twice_across_an_unlink(tmp_path, monkeypatch):
+    """A process that opened the lock file just before its holder unlinked it gets the flock on the
+    dead file: it must notice and lock the path's new file, so that a third process finds it busy."""
+    path = tmp_path / "run.lock"
+    with cifar.run_lock(path) as first:
+        assert first is not None
+        late = os.open(path, os.O_RDWR)  # a second process's open(), before the first one's release
+    assert not path.exists()  # released: unlinked while still locked
+    real_open, calls = os.open, []
+
+    def open_late_first(*args, **kwargs):
+        calls.append(args)
+        return late if len(calls) == 1 else real_open(*args, **kwargs)
+
+    monkeypatch.setattr(cifar.os, "open", open_late_first)
+    with cifar.run_lock(path) as second:
+        assert len(calls) == 2  # it locked the unlinked file, saw that, and locked the path's new one
+        assert second is not None and os.fstat(second).st_ino == os.stat(path).st_ino
+        with cifar.run_lock(path) as third:
+            assert third is None  # busy: one holder at a time
+        with open(path) as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not path.exists()
 
 
 def test_slurm_executor_parameters(tmp_path, monkeypatch):
@@ -174,7 +209,8 @@ BROKEN = cifar.Run("seq-fmnist", "sgd", None, 0, (*FMNIST_EXTRA, "--batch_size",
 @pytest.fixture(scope="module")
 def fmnist_grid(fmnist_dir, tmp_path_factory):
     """Three invocations over one results folder: (A) seed 0 of sgd and er/200 plus a run that
-    main.py refuses at run time (its batch is larger than a task), (B) seeds 0 and 1, which must run only seed 1, (C) the same again."""
+    main.py refuses at run time (its batch is larger than a task), (B) seeds 0 and 1, which must run
+    only seed 1, (C) the same again."""
     results = tmp_path_factory.mktemp("grid")
     common = [*GRID, "--results", str(results), "--launcher", "submitit-local", "--jobs", "2"]
     real_plan, found = cifar.plan, {}
@@ -255,7 +291,9 @@ def test_table_equals_the_csv_rows_by_hand(fmnist_grid):
             assert float(table[model][column]) == pytest.approx(value, abs=1e-9), (model, column)
     markdown = (results / "summary_seq-fmnist.md").read_text()
     er = expected["er"]
-    assert (f"| er | 200 | {er['class_il_mean']:.2f} ± {er['class_il_std']:.2f} | "
+    assert "**WARNING: the rows marked DEBUG ran with --debug_mode" in markdown  # the grid ran --debug_mode
+    flags = "**DEBUG (4 batches per epoch): not a result** `--debug_mode --n_epochs 1`"  # --offline: plumbing
+    assert (f"| er | 200 | {flags} | {er['class_il_mean']:.2f} ± {er['class_il_std']:.2f} | "
             f"{er['task_il_mean']:.2f} ± {er['task_il_std']:.2f} | {er['bwt']:.2f} | {er['forgetting']:.2f} | 2 |"
             ) in markdown
     assert markdown in found["C"][1]  # printed as well

@@ -1,11 +1,19 @@
 """The grid's table: one row per finished run, then mean and sample standard deviation over seeds
-per (model, buffer, flags), beside the DER paper's numbers where it has them."""
+per (model, buffer, flags), beside the DER paper's numbers where it has them. ``flags`` are the
+run's flags after ``--`` that change the experiment (all but plumbing such as --data_path or
+--device); they are shown whenever a row has any, and --debug_mode rows are marked as not results."""
 import json
 import shlex
 import sys
 from pathlib import Path
 
 from utils.grid import PAPER_MODELS, is_current
+
+# Flags after -- that change where or how fast a run goes, not its results: left out of the table's
+# flags (value: whether the flag takes a value).
+PLUMBING = {"--data_path": True, "--device": True, "--num_workers": True, "--offline": False, "--tensorboard": False,
+            "--keep_checkpoints": False}
+DEBUG_NOTE = "DEBUG ({} batches per epoch): not a result"
 
 # DER paper, Table 2 (docs/method.md, "Reference numbers"): class-IL / task-IL accuracy on seq-cifar10.
 REFERENCE = {"seq-cifar10": {
@@ -14,6 +22,37 @@ REFERENCE = {"seq-cifar10": {
     ("der", 200): (61.93, 91.40), ("der", 500): (70.51, 93.40), ("der", 5120): (83.81, 95.43),
     ("derpp", 200): (64.88, 91.92), ("derpp", 500): (72.70, 93.88), ("derpp", 5120): (85.24, 96.12),
 }}
+
+
+def experiment_flags(extra: list[str] | tuple[str, ...]) -> list[str]:
+    """The flags of ``extra`` (a run's flags after --) that change the experiment, in their order:
+    all but PLUMBING and their values."""
+    kept, skip = [], False
+    for token in extra:
+        if skip:
+            skip = False
+            continue
+        name = token.split("=")[0] if token.startswith("--") else None
+        if name in PLUMBING:
+            skip = PLUMBING[name] and "=" not in token
+            continue
+        kept.append(token)
+    return kept
+
+
+def debug_batches() -> int:
+    from datasets.continual_dataset import DEBUG_BATCHES
+
+    return DEBUG_BATCHES
+
+
+def debug_note() -> str:
+    return DEBUG_NOTE.format(debug_batches())
+
+
+def datasets_in(results: Path) -> list[str]:
+    """The datasets of the finished runs in ``results``, sorted."""
+    return sorted({json.loads(marker.read_text())["dataset"] for marker in (results / "runs").glob("*/done.json")})
 
 
 def collect(results: Path, dataset: str):
@@ -31,8 +70,10 @@ def collect(results: Path, dataset: str):
         if not is_current(info):
             stale += 1
             continue
+        flags = experiment_flags(info["extra"])
         row = {"key": info["key"], "model": info["model"], "buffer_size": info["buffer"], "seed": info["seed"],
-               "flags": shlex.join(info["extra"])}
+               "flags": shlex.join(flags), "note": debug_note() if "--debug_mode" in flags else "",
+               "extra": shlex.join(info["extra"])}
         for setting, name in (("class-il", "class_il"), ("task-il", "task_il")):
             last = pd.read_csv(csv_path(str(marker.parent), setting, dataset, info["model"])).iloc[-1]
             row[name] = last[max((c for c in last.index if c[4:].isdigit()), key=lambda c: int(c[4:]))]
@@ -42,8 +83,8 @@ def collect(results: Path, dataset: str):
     if stale:
         print(f"left out {stale} finished run(s) made with other values than utils/best_args.py gives now",
               file=sys.stderr)
-    frame = pd.DataFrame(rows, columns=["key", "model", "buffer_size", "seed", "flags", "class_il", "task_il",
-                                        "bwt", "forgetting"])
+    frame = pd.DataFrame(rows, columns=["key", "model", "buffer_size", "seed", "flags", "note", "class_il", "task_il",
+                                        "bwt", "forgetting", "extra"])
     frame["buffer_size"] = frame["buffer_size"].astype("Int64")
     rank = {m: i for i, m in enumerate(PAPER_MODELS)}
     frame["rank"] = frame["model"].map(lambda m: rank.get(m, len(rank)))
@@ -58,7 +99,7 @@ def summarize(results: Path, dataset: str) -> str | None:
     runs = collect(results, dataset)
     if runs.empty:
         return None
-    table = runs.groupby(["model", "buffer_size", "flags"], sort=False, dropna=False).agg(
+    table = runs.groupby(["model", "buffer_size", "flags", "note"], sort=False, dropna=False).agg(
         class_il_mean=("class_il", "mean"), class_il_std=("class_il", "std"), task_il_mean=("task_il", "mean"),
         task_il_std=("task_il", "std"), bwt=("bwt", "mean"), forgetting=("forgetting", "mean"),
         seeds=("seed", "size")).reset_index()
@@ -73,14 +114,22 @@ def summarize(results: Path, dataset: str) -> str | None:
     def pm(mean: float, std: float) -> str:
         return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
 
-    show_flags = table["flags"].nunique() > 1
+    def flags_cell(flags: str, note: str) -> str:
+        cell = f"`{flags}`".replace("|", "\\|") if flags else ""
+        return f"**{note}** {cell}" if note else cell
+
+    show_flags = bool((table["flags"] != "").any())  # whenever a row has flags that change the experiment
     header = ["model", "buffer", *(["flags"] * show_flags), "class-IL", "task-IL", "BWT", "forgetting", "seeds",
               *(["DER paper class-IL", "DER paper task-IL"] if reference else [])]
-    lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds",
-             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds", ""]
+    if (table["note"] != "").any():
+        lines += [f"**WARNING: the rows marked DEBUG ran with --debug_mode ({debug_batches()} batches per epoch and "
+                  "per evaluation): smoke tests, not results.**", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table.itertuples():
         cells = [r.model, "-" if pd.isna(r.buffer_size) else str(r.buffer_size),
-                 *([r.flags] * show_flags), pm(r.class_il_mean, r.class_il_std), pm(r.task_il_mean, r.task_il_std),
+                 *([flags_cell(r.flags, r.note)] * show_flags), pm(r.class_il_mean, r.class_il_std),
+                 pm(r.task_il_mean, r.task_il_std),
                  f"{r.bwt:.2f}", f"{r.forgetting:.2f}", str(r.seeds)]
         if reference:
             cells += ["" if pd.isna(v) else f"{v:.2f}" for v in (r.der_paper_class_il, r.der_paper_task_il)]

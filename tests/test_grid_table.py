@@ -1,0 +1,105 @@
+"""Tests of the grid's table (utils/grid_table.py): every flag that changes the experiment is in its
+row, --debug_mode rows say they are not results, and cifar.py --summarize finds every dataset."""
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+import cifar
+from utils.grid import Run, best_args_of
+from utils.grid_table import experiment_flags, summarize
+from utils.loggers import csv_path
+
+N_TASKS = 5
+
+
+def finished_run(results: Path, dataset: str, model: str, buffer: int | None, seed: int, extra: list[str],
+                 accuracy: float) -> Run:
+    """A run folder as cifar.py leaves it: done.json and one CSV row per setting (accuracy after each task)."""
+    run = Run(dataset, model, buffer, seed, tuple(extra), best_args_of(dataset, model, buffer))
+    run_dir = results / "runs" / run.key
+    for setting, offset in (("class-il", 0), ("task-il", 30)):
+        path = csv_path(str(run_dir), setting, dataset, model)
+        path.parent.mkdir(parents=True)
+        tasks = [f"task{t}" for t in range(1, N_TASKS + 1)]
+        values = [accuracy + offset] * N_TASKS
+        path.write_text(",".join([*tasks, "backward_transfer", "forgetting"]) + "\n"
+                        + ",".join(str(v) for v in [*values, -1.5, 2.5]) + "\n")
+    info = {"key": run.key, "dataset": dataset, "model": model, "buffer": buffer, "seed": seed, "extra": extra}
+    (run_dir / "done.json").write_text(json.dumps(info))
+    return run
+
+
+def _cifar(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cifar.main(argv)
+    return code, out.getvalue()
+
+
+def test_plumbing_flags_are_left_out_and_the_rest_kept():
+    extra = ["--data_path", "/d", "--debug_mode", "--device=cuda", "--n_epochs", "3", "--num_workers", "2",
+             "--offline", "--validation", "--tensorboard", "--icr_mode", "exact", "--keep_checkpoints", "--lr", "-1e-3"]
+    assert experiment_flags(extra) == ["--debug_mode", "--n_epochs", "3", "--validation", "--icr_mode", "exact",
+                                       "--lr", "-1e-3"]
+
+
+def test_a_debug_grid_says_so(tmp_path):
+    """Every row has the same flags (a grid run with --debug_mode): they are shown all the same."""
+    for model, buffer in (("sgd", None), ("er", 200)):
+        finished_run(tmp_path, "seq-fmnist", model, buffer, 0, ["--debug_mode", "--n_epochs", "1", "--offline"], 40.0)
+    text = summarize(tmp_path, "seq-fmnist")
+    assert "| model | buffer | flags | class-IL |" in text
+    assert "**WARNING: the rows marked DEBUG ran with --debug_mode (4 batches per epoch" in text
+    for row in ("| sgd | - |", "| er | 200 |"):
+        assert f"{row} **DEBUG (4 batches per epoch): not a result** `--debug_mode --n_epochs 1` | 40.00 |" in text
+
+
+def test_flags_are_shown_and_debug_rows_are_marked(tmp_path):
+    common = ["--n_epochs", "1", "--validation", "--offline", "--data_path", "/data"]
+    for seed, accuracy in ((0, 40.0), (1, 44.0)):
+        finished_run(tmp_path, "seq-fmnist", "sgd", None, seed, ["--debug_mode", *common], accuracy)
+        finished_run(tmp_path, "seq-fmnist", "er", 200, seed, common, accuracy + 10)
+    text = summarize(tmp_path, "seq-fmnist")
+    lines = text.splitlines()
+    assert "| model | buffer | flags | class-IL |" in text  # the flags column, though every row shares them
+    assert "**WARNING: the rows marked DEBUG ran with --debug_mode (4 batches per epoch" in text
+    assert text.index("WARNING") < text.index("| model |")  # above the table
+    [sgd] = [line for line in lines if line.startswith("| sgd |")]
+    [er] = [line for line in lines if line.startswith("| er |")]
+    assert sgd.startswith("| sgd | - | **DEBUG (4 batches per epoch): not a result** "
+                          "`--debug_mode --n_epochs 1 --validation` | 42.00 ± 2.83 |")
+    # --offline and --data_path are plumbing
+    assert er.startswith("| er | 200 | `--n_epochs 1 --validation` | 52.00 ± 2.83 |")
+    runs_csv = (tmp_path / "runs_seq-fmnist.csv").read_text()
+    assert "not a result" in runs_csv and "--data_path /data" in runs_csv  # the note, and the full flags
+
+    finished_run(tmp_path / "plain", "seq-fmnist", "sgd", None, 0, ["--offline", "--data_path", "/data"], 40.0)
+    text = summarize(tmp_path / "plain", "seq-fmnist")
+    assert "| model | buffer | class-IL |" in text and "WARNING" not in text  # only plumbing: no flags column
+
+
+def test_summarize_without_dataset_tabulates_every_dataset(tmp_path):
+    finished_run(tmp_path, "seq-fmnist", "sgd", None, 0, [], 40.0)
+    finished_run(tmp_path, "seq-cifar10", "er", 200, 0, [], 50.0)
+    code, out = _cifar(["--summarize", "--results", str(tmp_path)])
+    assert code == 0
+    assert "### seq-cifar10:" in out and "### seq-fmnist:" in out
+    assert (tmp_path / "summary_seq-cifar10.md").exists() and (tmp_path / "summary_seq-fmnist.md").exists()
+
+    code, out = _cifar(["--summarize", "--dataset", "seq-fmnist", "--results", str(tmp_path)])
+    assert code == 0 and "### seq-fmnist:" in out and "seq-cifar10" not in out
+
+    empty = tmp_path / "empty"
+    for argv, message in (([], f"no finished runs in {empty / 'runs'}"),
+                          (["--dataset", "seq-fmnist"], f"no finished seq-fmnist runs in {empty / 'runs'}")):
+        code, out = _cifar(["--summarize", "--results", str(empty), *argv])
+        assert (code, out) == (1, message + "\n")
+
+
+@pytest.mark.parametrize("argv", [[], ["--dry_run"]])
+def test_grid_dataset_still_defaults_to_seq_cifar10(tmp_path, argv):
+    args, runs = cifar.parse_args(["--models", "sgd", "--seeds", "0", "--results", str(tmp_path), *argv])
+    assert args.dataset == "seq-cifar10" and [run.dataset for run in runs] == ["seq-cifar10"]
