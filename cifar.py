@@ -236,16 +236,6 @@ def launch_submitit(runs: list[Run], results: Path, args: argparse.Namespace) ->
     return outcomes
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is none to show (None, off switches, or the help
-    text names it itself)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or "").lower():
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
 def build_parser():
     from datasets import get_all_datasets
     from models import get_all_models
@@ -254,7 +244,6 @@ def build_parser():
     parser = CLIParser(prog="cifar.py", allow_abbrev=False,
                        description="Run a grid of main.py experiments on any dataset (best arguments) and tabulate "
                        "it; arguments after -- go to every run (docs/usage.md, 'Grids').")
-    parser.formatter_class = HelpFormatter  # after CLIParser's own, whatever that is
     parser.add_argument("--dataset", default=None, choices=list(get_all_datasets()),
                         help=f"Dataset of the grid (default: {DEFAULT_DATASET}); with --summarize, the dataset to "
                              "tabulate (default: every dataset with finished runs in --results).")
