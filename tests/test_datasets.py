@@ -11,8 +11,8 @@ import torch
 from torchvision.transforms import functional as TF
 
 from datasets import get_all_datasets
+from datasets.mnist_files import read_idx
 from datasets.seq_cifar10 import read_cifar_batches
-from datasets.seq_fmnist import read_idx
 from tests.conftest import CIFAR_DIR, CIFAR_PER_CLASS, CIFAR_TRAIN_BATCHES, REPO, read_cifar_fixture
 from utils.errors import UserError
 
@@ -354,7 +354,7 @@ def test_fmnist_dataset_on_tiny_files(tmp_path):
 
 
 def test_fmnist_missing_offline_raises_user_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("datasets.seq_fmnist.DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr("datasets.mnist_files.DEBIAN_DIR", tmp_path / "no-debian")
     dataset = _dataset("seq-fmnist", tmp_path / "data")
     with pytest.raises(UserError) as error:
         dataset.load()
