@@ -1,4 +1,5 @@
-"""ResNet-18 for 32x32 inputs (64x64 work too: the pooling is adaptive), as in the DER/HCR code bases (docs/method.md, "Setting and protocol")."""
+"""ResNet-18 as in the DER/HCR code bases (docs/method.md, "Setting and protocol"), for 32x32
+inputs; 64x64 inputs work too, since the final pooling is adaptive."""
 import torch
 import torch.nn.functional as F
 from torch import nn
