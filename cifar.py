@@ -247,8 +247,9 @@ def build_parser():
     parser.add_argument("--dataset", default=None, choices=list(get_all_datasets()),
                         help=f"Dataset of the grid (default: {DEFAULT_DATASET}); with --summarize, the dataset to "
                              "tabulate (default: every dataset with finished runs in --results).")
-    parser.add_argument("--models", nargs="+", default=list(PAPER_MODELS), choices=list(get_all_models()),
-                        help="Models of the grid.")
+    parser.add_argument("--models", nargs="+", default=None, choices=list(get_all_models()),
+                        help=f"Models of the grid (default: those of {' '.join(PAPER_MODELS)} with best arguments "
+                             "on --dataset).")
     parser.add_argument("--buffers", nargs="+", type=positive_int, default=[200, 500, 5120],
                         help="Buffer sizes of the replay models (buffer-free models run once).")
     parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=list(range(10)),
@@ -295,6 +296,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     if args.summarize:
         return args, []
     args.dataset = args.dataset or DEFAULT_DATASET
+    if args.models is None:  # the paper's models that have best arguments on this dataset
+        from models import get_all_models
+        from utils.best_args import BEST_ARGS
+
+        listed, classes = BEST_ARGS.get(args.dataset, {}), get_all_models()
+        args.models = [m for m in PAPER_MODELS if listed.get(getattr(classes[m], "BEST_ARGS_MODEL", m))]
+        left_out = [m for m in PAPER_MODELS if m not in args.models]
+        if left_out:
+            print(f"cifar.py: {', '.join(left_out)} left out: no best arguments for {args.dataset} "
+                  "(name them with --models and give their values after --)", file=sys.stderr)
     try:
         runs = plan(args.dataset, args.models, args.buffers, args.seeds, extra)
     except KeyError as e:

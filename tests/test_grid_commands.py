@@ -89,3 +89,15 @@ def test_dry_run_into_a_closed_pipe_ends_quietly(tmp_path):
     assert first.startswith(shlex.quote(sys.executable).encode())
     assert stderr == ""
     assert process.returncode == 141
+
+
+def test_seq_tinyimg_dry_run_lists_its_grid_without_the_models_that_have_no_best_arguments(tmp_path, capsys):
+    import cifar
+
+    assert cifar.main(["--dataset", "seq-tinyimg", "--results", str(tmp_path), "--dry_run"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if "--dataset seq-tinyimg" in line]
+    models = {line.split("--model ")[1].split()[0] for line in lines}
+    assert models == {"sgd", "joint", "er", "der", "derpp"}  # hcr has no published seq-tinyimg values
+    assert len(lines) == 2 * 10 + 3 * 3 * 10 and captured.out.splitlines()[-1] == "110 runs, 0 of them finished"
+    assert "hcr left out: no best arguments for seq-tinyimg" in captured.err
