@@ -23,6 +23,18 @@ def subprocess_env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+def fmnist_data_path(folder: Path) -> Path:
+    """``folder`` as a --data_path with the installed Fashion-MNIST files linked in (skip when absent)."""
+    raw = folder / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FMNIST_FILES:
+        found = next((p for p in (FMNIST_DIR / name, FMNIST_DIR / f"{name}.gz") if p.is_file()), None)
+        if found is None:
+            pytest.skip("Fashion-MNIST is not installed")
+        (raw / found.name).symlink_to(found)
+    return folder
+
+
 def write_cifar10(data_path: Path, seed: int = 0) -> Path:
     """Write ``data_path/CIFAR10/cifar-10-batches-py`` with every class in every batch (random
     pixels, so that every image is unique; labels interleaved so no batch is sorted)."""

@@ -13,7 +13,7 @@ import main
 from datasets import get_all_datasets
 from datasets.domain_il import DomainIncremental, Permuted, Rotated
 from models.continual_model import ContinualModel
-from tests.conftest import FMNIST_DIR, FMNIST_FILES
+from tests.conftest import fmnist_data_path
 from tests.reference_helpers import CPU, make_args
 from utils.training import evaluate, train
 
@@ -180,17 +180,6 @@ def test_domain_il_accuracy_matrices_and_metrics_by_hand():
 # --- runs -----------------------------------------------------------------------------------------
 
 
-def _fmnist_data(tmp: Path) -> Path:
-    raw = tmp / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in FMNIST_FILES:
-        found = next((p for p in (FMNIST_DIR / name, FMNIST_DIR / f"{name}.gz") if p.is_file()), None)
-        if found is None:
-            pytest.skip("Fashion-MNIST is not installed")
-        (raw / found.name).symlink_to(found)
-    return tmp
-
-
 def _run_argv(data: Path, results: Path, *extra: str) -> list[str]:
     return ["--model", "derpp", "--dataset", "perm-fmnist", "--buffer_size", "50", "--minibatch_size", "10",
             "--lr", "0.1", "--alpha", "0.5", "--beta", "0.5", "--batch_size", "16", "--n_epochs", "1",
@@ -199,7 +188,7 @@ def _run_argv(data: Path, results: Path, *extra: str) -> list[str]:
 
 
 def test_a_domain_il_run_writes_domain_il_rows_and_resumes_exactly(tmp_path, capsys):
-    data = _fmnist_data(tmp_path / "data")
+    data = fmnist_data_path(tmp_path / "data")
     assert main.main(_run_argv(data, tmp_path / "full", "--keep_checkpoints")) == 0
     out = capsys.readouterr().out
     assert "Accuracy for 20 task(s): [Domain-IL]: " in out and "Task-IL" not in out

@@ -16,7 +16,7 @@ import torch
 import main
 from datasets import get_all_datasets
 from models import get_all_models
-from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO, subprocess_env
+from tests.conftest import REPO, fmnist_data_path, subprocess_env
 from utils.checkpoint import load_checkpoint
 from utils.loggers import append_row
 
@@ -38,18 +38,6 @@ def observe_then_kill(self, *batch):
 Derpp.observe = observe_then_kill
 sys.exit(main.main(sys.argv[1:]))
 """
-
-
-def _data(tmp: Path) -> Path:
-    """A --data_path with the installed Fashion-MNIST files linked in (skip when absent)."""
-    raw = tmp / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in FMNIST_FILES:
-        found = next((p for p in (FMNIST_DIR / name, FMNIST_DIR / f"{name}.gz") if p.is_file()), None)
-        if found is None:
-            pytest.skip("Fashion-MNIST is not installed")
-        (raw / found.name).symlink_to(found)
-    return tmp
 
 
 def _argv(data: Path, results: Path, *extra: str) -> list[str]:
@@ -95,7 +83,7 @@ def runs(tmp_path_factory) -> dict:
     inside task 2 ("killed") and by SIGINT inside task 1 ("killed_early"), each then resumed
     with --resume auto ("auto", "auto_early")."""
     tmp = tmp_path_factory.mktemp("resume")
-    data = _data(tmp / "data")
+    data = fmnist_data_path(tmp / "data")
     out = {}
 
     def pair(first: tuple, second: tuple) -> None:  # two at a time: the machine has two cores
@@ -235,7 +223,7 @@ def test_killed_at_random_moments_and_resumed_each_time_ends_as_the_uninterrupte
     row per CSV file, equal to the uninterrupted run's, the same weights, and no partial file."""
     import random
 
-    data = _data(tmp_path / "data")
+    data = fmnist_data_path(tmp_path / "data")
     results = tmp_path / "results"
     rng = random.Random(0)
     for kind in ("step", "save", "step", "save", "step", "rows"):
@@ -282,7 +270,7 @@ def test_non_finite_loss_stops_with_one_line(tmp_path, capsys, monkeypatch, rest
         return mse(*a, **k) * (float("nan") if calls[0] == STEPS_PER_TASK - 1 + 3 else 1.0)
 
     monkeypatch.setattr(F, "mse_loss", poisoned)
-    argv = _argv(_data(tmp_path / "data"), tmp_path / "results")
+    argv = _argv(fmnist_data_path(tmp_path / "data"), tmp_path / "results")
     assert main.main(argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "main.py: error: non-finite loss at step 3 of task 2: the 'alpha' term is not finite"
@@ -351,7 +339,7 @@ def _derpp(data: Path, results: Path, *extra: str) -> list[str]:
 
 
 def _corrupt_fmnist(tmp: Path) -> Path:
-    data = _data(tmp / "data")
+    data = fmnist_data_path(tmp / "data")
     raw = data / "FashionMNIST" / "raw"
     target = next(raw.glob("train-labels*"))
     target.unlink()
@@ -503,7 +491,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(runs, tmp_path):
     """The write of task3.pt (the fourth save: task0..task3) fails half-way with ENOSPC: one line
     naming it, exit 1, no partial file, task2.pt intact; resumed from it, the run ends as the
     uninterrupted one does."""
-    data = _data(tmp_path / "data")
+    data = fmnist_data_path(tmp_path / "data")
     results = tmp_path / "results"
     rc, _, err = _finish(_start(_argv(data, results), DISK_FULL_AT_SAVE.format(call=4)))
     assert rc == 1, err[-2000:]
