@@ -5,6 +5,7 @@ released code's, whose grid was Seq-CIFAR-10.
     python cifar.py --dataset seq-fmnist --models sgd er --buffers 200 --seeds 0 1 --jobs 2 -- --n_epochs 1
     python cifar.py --summarize --dataset seq-fmnist       # the table of the finished runs only
     python cifar.py --preset released                      # the released cifar.py's single run
+    python cifar.py --search --dataset seq-fmnist --models er der derpp hcr --buffers 200 500 --budget 12
 
 Everything after ``--`` is passed to every main.py run verbatim. Each run has a key (dataset, model,
 buffer, seed and a hash of all its arguments, the values utils/best_args.py gives it included) and a
@@ -20,6 +21,8 @@ job that reaches its time limit or is pre-empted is requeued (submitit's checkpo
 GridJob) and resumes from main.py's checkpoint.
 The table (utils/grid_table.py): mean and sample standard deviation (ddof=1) over seeds of the accuracy
 after the last task, with every flag that changes the experiment in its row.
+--search: a hyper-parameter search on the validation split through the same runs, launchers and
+resumption, in <results>/search/ (utils/search.py; docs/usage.md, "Searches").
 """
 import argparse
 import contextlib
@@ -61,9 +64,11 @@ PRESETS = {  # the released cifar.py: one run with its own hyper-parameters (doc
 
 def command(run: Run, results: Path) -> list[str]:
     """The run's main.py command line: this interpreter and main.py's absolute path, so that it runs as
-    printed from any folder; ``--resume auto`` continues an interrupted run from its checkpoint."""
+    printed from any folder; ``--resume auto`` continues an interrupted run from its checkpoint. A
+    search run (utils.search.SearchRun) gives every value itself: no --load_best_args."""
     buffer = [] if run.buffer is None else ["--buffer_size", str(run.buffer)]
-    return [sys.executable, str(MAIN), "--model", run.model, "--dataset", run.dataset, *buffer, "--load_best_args",
+    best = ["--load_best_args"] if getattr(run, "load_best_args", True) else []
+    return [sys.executable, str(MAIN), "--model", run.model, "--dataset", run.dataset, *buffer, *best,
             "--seed", str(run.seed), "--csv_log", "--resume", "auto", "--results_path", str(results / "runs" / run.key),
             *run.extra]
 
@@ -252,8 +257,8 @@ def build_parser():
                              "on --dataset).")
     parser.add_argument("--buffers", nargs="+", type=positive_int, default=[200, 500, 5120],
                         help="Buffer sizes of the replay models (buffer-free models run once).")
-    parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=list(range(10)),
-                        help="Seeds of every (model, buffer).")
+    parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=None,
+                        help="Seeds of every (model, buffer) (default: 0 to 9; --search sets its own).")
     parser.add_argument("--results", default="results",
                         help="Results folder: runs/<key>/ per run, the summary files at the top.")
     parser.add_argument("--preset", choices=list(PRESETS),
@@ -269,6 +274,20 @@ def build_parser():
     parser.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local",
                         help="local: subprocesses here; slurm: a submitit job array, requeued on time-out or "
                              "pre-emption; submitit-local: slurm's code path on this machine.")
+    search = parser.add_argument_group("search (docs/usage.md, 'Searches'; the spaces: docs/search_spaces.md)")
+    search.add_argument("--search", action="store_true",
+                        help="A hyper-parameter search of --models on --dataset's validation split (every run "
+                             "--validation), in <results>/search/, instead of the grid.")
+    search.add_argument("--budget", type=positive_int, default=12,
+                        help="Seed-0 configurations per (model, buffer), sampled from the model's space (a "
+                             "smaller space runs whole) (default: 12).")
+    search.add_argument("--top", type=positive_int, default=4,
+                        help="Best seed-0 configurations per (model, buffer) rerun with seeds 1 and 2 (default: 4).")
+    search.add_argument("--sample_seed", type=non_negative_int, default=0,
+                        help="Seed of the sampling of the configurations (default: 0).")
+    search.add_argument("--docs", default=None,
+                        help="The search's Markdown report; its CSV goes beside it (default: "
+                             "docs/search_<dataset>.md).")
     slurm = parser.add_argument_group("submitit / SLURM")
     slurm.add_argument("--partition", help="SLURM partition (default: the cluster's).")
     slurm.add_argument("--time_min", type=positive_int, default=24 * 60,
@@ -293,8 +312,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     clash = [flag for flag in extra if flag.split("=")[0] in MANAGED]
     if clash:
         parser.error(f"{', '.join(clash)} after -- clash with the grid (use --dataset/--models/--buffers/--seeds)")
+    if args.search:
+        return parse_search(parser, args, extra)
     if args.summarize:
         return args, []
+    args.seeds = list(range(10)) if args.seeds is None else args.seeds
     args.dataset = args.dataset or DEFAULT_DATASET
     if args.models is None:  # the paper's models that have best arguments on this dataset
         from models import get_all_models
@@ -314,6 +336,34 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     return args, runs
 
 
+def parse_search(parser, args: argparse.Namespace, extra: list[str]) -> tuple[argparse.Namespace, list[Run]]:
+    """--search: args.search becomes the utils.search.Search; the runs are its seed-0 runs."""
+    from utils import search
+
+    wrong = [flag for flag, given in (("--summarize", args.summarize), ("--preset", args.preset),
+                                      ("--seeds", args.seeds is not None)) if given]
+    if wrong:
+        parser.error(f"--search takes no {', '.join(wrong)} (its seeds are {', '.join(map(str, search.SEEDS))})")
+    args.dataset = args.dataset or DEFAULT_DATASET
+    args.models = args.models or [m for m in PAPER_MODELS if m in search.SPACES]
+    unknown = [m for m in args.models if m not in search.SPACES]
+    if unknown:
+        parser.error(f"no search space for {', '.join(unknown)} (utils/search.py SPACES: "
+                     f"{', '.join(search.SPACES)}; docs/search_spaces.md)")
+    clash = [flag for flag in extra if flag.split("=")[0] in search.managed_flags(args.models)]
+    if clash:
+        parser.error(f"{', '.join(clash)} after -- clash with the search, which sets them (docs/search_spaces.md)")
+    try:
+        search.protocol(args.dataset)
+    except KeyError as e:
+        parser.error(e.args[0])
+    args.search = search.Search(args.dataset, tuple(args.models), tuple(args.buffers), tuple(extra), args.budget,
+                                args.top, args.sample_seed)
+    runs = args.search.seed0_runs()
+    check_main_arguments(runs)
+    return args, runs
+
+
 def check_main_arguments(runs: list[Run]) -> None:
     """Parse each kind of run's command line with main.py's own parser before anything runs: a bad
     flag after -- fails the grid at once (main.py's one-line message, exit 2), not every run."""
@@ -327,7 +377,8 @@ def check_main_arguments(runs: list[Run]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, runs = parse_args(sys.argv[1:] if argv is None else list(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, runs = parse_args(argv)
     results = Path(args.results).resolve()
     if not args.dry_run:
         try:
@@ -341,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         which = f"{args.dataset} " if args.dataset else ""
         print("\n".join(texts) if texts else f"no finished {which}runs in {results / 'runs'}")
         return 0 if texts else 1
+    if args.search:
+        return run_search(args, results, "python cifar.py " + shlex.join(argv))
     if args.dry_run:
         for run in runs:
             done = "  # done" if is_done(run, results) else ""
@@ -349,27 +402,82 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     todo = [run for run in runs if not is_done(run, results)]
     print(f"{len(runs)} runs: {len(runs) - len(todo)} finished before (skipped), {len(todo)} to run", flush=True)
-    outcomes = []
-    try:
-        if todo and args.launcher == "local":
-            outcomes = launch_local(todo, results, args.jobs)
-        elif todo:
-            outcomes = launch_submitit(todo, results, args)
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to finish the missing runs", file=sys.stderr)
+    outcomes = launch(todo, results, args)
+    if outcomes is None:
         return 130
-    for run, (status, log) in zip(todo, outcomes, strict=True):
-        if status == "failed":
-            print(f"FAILED {run.key}: see {log}")
-        elif status == "busy":
-            print(f"BUSY {run.key}: another process is running it; rerun later")
-        elif status == "interrupted":
-            print(f"INTERRUPTED {run.key}: see {log}; rerun the same command to resume it from its checkpoint")
+    report_outcomes(todo, outcomes)
     text = summarize(results, args.dataset)
     if text:
         print(text)
         print(f"written: {results / f'summary_{args.dataset}.md'} and .csv")
     return 0 if all(status in ("done", "skipped") for status, _ in outcomes) else 1
+
+
+def launch(todo: list[Run], results: Path, args: argparse.Namespace) -> list[tuple[str, Path]] | None:
+    """Run ``todo`` with the chosen launcher; None when Ctrl-C stopped it (said on stderr)."""
+    try:
+        if todo and args.launcher == "local":
+            return launch_local(todo, results, args.jobs)
+        return launch_submitit(todo, results, args) if todo else []
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to finish the missing runs", file=sys.stderr)
+        return None
+
+
+def report_outcomes(todo: list[Run], outcomes: list[tuple[str, Path]], diverged=lambda run: False) -> None:
+    for run, (status, log) in zip(todo, outcomes, strict=True):
+        if status == "failed" and diverged(run):
+            print(f"DIVERGED {run.key}: non-finite loss (see {log}); it ranks last and is not run again")
+        elif status == "failed":
+            print(f"FAILED {run.key}: see {log}")
+        elif status == "busy":
+            print(f"BUSY {run.key}: another process is running it; rerun later")
+        elif status == "interrupted":
+            print(f"INTERRUPTED {run.key}: see {log}; rerun the same command to resume it from its checkpoint")
+
+
+def run_search(args: argparse.Namespace, results: Path, invocation: str) -> int:
+    """The search's two stages, each through the grid's launchers: the seed-0 runs, then seeds 1 and 2
+    of each (model, buffer)'s best --top. Finished and diverged runs are never run again. Once both
+    stages are complete: the report and its CSV (--docs) and the proposed utils/best_args.py entries."""
+    from utils import search
+
+    spec, root = args.search, results / "search"
+    docs = Path(args.docs).resolve() if args.docs else REPO / "docs" / f"search_{spec.dataset}.md"
+    if args.dry_run:
+        first = spec.seed0_runs()
+        confirm, waiting = spec.confirmation_runs(root)
+        for run in [*first, *confirm]:
+            mark = "" if search.is_pending(run, root) else (
+                "  # done" if is_done(run, root) else "  # diverged")
+            print(shlex.join(command(run, root)) + mark)
+        pending = sum(search.is_pending(run, root) for run in [*first, *confirm])
+        print(f"{len(first)} seed-0 runs and {len(confirm)} confirmation runs, {pending} of them to run")
+        for model, buffer in spec.cells():
+            configs, space = len(spec.configs(model)), len(search.configurations(model))
+            whole = " (the whole space, smaller than the budget)" if space < spec.budget else ""
+            print(f"  {model}{'' if buffer is None else f' buffer {buffer}'}: {configs} of {space} configurations"
+                  f"{whole}, the best {min(spec.top, configs)} "
+                  f"confirmed with seeds {' and '.join(map(str, search.CONFIRM_SEEDS))}"
+                  + ("  (confirmation listed once its seed-0 runs are over)" if (model, buffer) in waiting else ""))
+        return 0
+    for stage in ("seed-0", "confirmation"):
+        runs = spec.seed0_runs() if stage == "seed-0" else spec.confirmation_runs(root)[0]
+        todo = [run for run in runs if search.is_pending(run, root)]
+        print(f"search, {stage} stage: {len(runs)} runs: {len(runs) - len(todo)} finished or diverged before "
+              f"(skipped), {len(todo)} to run", flush=True)
+        outcomes = launch(todo, root, args)
+        if outcomes is None:
+            return 130
+        report_outcomes(todo, outcomes, diverged=lambda run: not search.is_pending(run, root))
+        if any(search.is_pending(run, root) for run in todo):
+            print(f"search: the {stage} stage is not complete: rerun the same command to finish it")
+            return 1
+    table = spec.results(root)
+    text = search.write(spec, table, docs, invocation)
+    print(text)  # its "Proposed entries" section: the chosen values as lines to paste into utils/best_args.py
+    print(f"written: {docs} and {docs.with_suffix('.csv')}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from utils.loggers import append_row  # noqa: E402
+from utils.search import one_standard_error_choice  # noqa: E402  (the rule of cifar.py --search too)
 
 GRID = {"lr": (0.01, 0.03, 0.1), "minibatch_size": (10, 64), "alpha": (0.01, 0.1, 0.5), "beta": (0.5, 1.0, 2.0)}
 FIXED = {"sigmoid": 0.1, "gamma": 0.5, "batch_size": 10, "n_epochs": 1}
@@ -122,7 +123,8 @@ def main() -> None:
     seeds = seeds.reset_index().sort_values(["buffer_size", "mean"], ascending=[True, False])
     sections.append((f"The best {TOP} per buffer size and the best of each draw size, "
                      f"seeds {', '.join(map(str, (GRID_SEED, *CONFIRM_SEEDS)))}:", markdown(seeds)))
-    chosen = pd.concat(one_standard_error_choice(group) for _, group in seeds.groupby("buffer_size"))
+    chosen = pd.concat(one_standard_error_choice(group, 1 + len(CONFIRM_SEEDS))
+                       for _, group in seeds.groupby("buffer_size"))
     sections.append(("Chosen (smallest draw size within one standard error of the best mean) per buffer size:",
                      markdown(chosen)))
     sections.append(("What utils/best_args.py holds", compare_with_best_args(chosen)))
@@ -151,16 +153,6 @@ def compare_with_best_args(chosen: pd.DataFrame) -> str:
             + "; this search chooses " + ", ".join(f"{k} {v:g}" for k, v in mine.items()))
         lines.append(f"- buffer {row.buffer_size:g}: {verdict}")
     return "\n".join(lines)
-
-
-def one_standard_error_choice(seeds: pd.DataFrame) -> pd.DataFrame:
-    """The row of the smallest ``minibatch_size`` among those whose ``mean`` is at least the best
-    mean minus the best row's standard error (``std`` over the seeds / sqrt(seeds)); ties go
-    to the best mean."""
-    best = seeds.loc[seeds["mean"].idxmax()]
-    standard_error = best["std"] / (1 + len(CONFIRM_SEEDS)) ** 0.5
-    close = seeds[seeds["mean"] >= best["mean"] - standard_error]
-    return close.sort_values(["minibatch_size", "mean"], ascending=[True, False]).head(1)
 
 
 if __name__ == "__main__":
