@@ -293,13 +293,37 @@ def test_table_equals_the_csv_rows_by_hand(fmnist_grid):
     er = expected["er"]
     assert "**WARNING: the rows marked DEBUG ran with --debug_mode" in markdown  # the grid ran --debug_mode
     flags = "**DEBUG (4 batches per epoch): not a result** `--debug_mode --n_epochs 1`"  # --offline: plumbing
+    ci = {s: 12.706205 * er[f"{s}_std"] / 2 ** 0.5 for s in ("class_il", "task_il")}  # t_{0.975,1} s / sqrt(2)
     assert (f"| er | 200 | {flags} | {er['class_il_mean']:.2f} ± {er['class_il_std']:.2f} | "
-            f"{er['task_il_mean']:.2f} ± {er['task_il_std']:.2f} | {er['bwt']:.2f} | {er['forgetting']:.2f} | 2 |"
-            ) in markdown
+            f"[{er['class_il_mean'] - ci['class_il']:.2f}, {er['class_il_mean'] + ci['class_il']:.2f}] | "
+            f"{er['task_il_mean']:.2f} ± {er['task_il_std']:.2f} | "
+            f"[{er['task_il_mean'] - ci['task_il']:.2f}, {er['task_il_mean'] + ci['task_il']:.2f}] | "
+            f"{er['bwt']:.2f} | {er['forgetting']:.2f} | 2 |") in markdown
     assert markdown in found["C"][1]  # printed as well
 
     code, out = _main(["--summarize", "--dataset", "seq-fmnist", "--results", str(results)])
     assert code == 0 and markdown in out
+
+
+def test_the_matrix_figure_reads_a_real_runs_final_checkpoint(fmnist_grid, tmp_path):
+    """utils/figures.py finds the final checkpoint of a grid run and its matrix holds the CSV row's means."""
+    from utils.figures import accuracy_matrix, run_matrix, write_figures
+
+    results, _ = fmnist_grid
+    assert (results / "accuracy_vs_buffer_seq-fmnist.png").stat().st_size > 0  # written by the summary
+    [folder] = [p.parent for p in results.glob("runs/*/done.json") if json.loads(p.read_text())["model"] == "er"
+                and json.loads(p.read_text())["seed"] == 0]
+    rows = run_matrix(folder, "class-il")
+    with open(folder / "class-il" / "seq-fmnist" / "er" / "mean_accs.csv", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert len(rows) == 5
+    for t, accs in enumerate(rows):
+        assert statistics.mean(accs[: t + 1]) == pytest.approx(float(row[f"task{t + 1}"]), abs=1e-9)
+    matrix = accuracy_matrix(rows, "er", tmp_path / "m.png")
+    assert matrix[4, 0] == rows[4][0] and (tmp_path / "m.png").stat().st_size > 0
+    written = write_figures(results, "seq-fmnist", tmp_path / "docs", models=("er", "sgd"))
+    assert [p.name for p in written] == ["accuracy_vs_buffer_seq-fmnist.png", "matrix_seq-fmnist_er.png",
+                                         "matrix_seq-fmnist_sgd.png"]
 
 
 def test_changed_best_arguments_make_new_runs_and_leave_the_old_ones_out(fmnist_grid, tmp_path, monkeypatch,

@@ -232,9 +232,11 @@ def test_grid_table_of_a_domain_il_dataset_has_one_accuracy_and_the_der_numbers(
     _finished_run(tmp_path, "perm-mnist", "sgd", None, 0, {"domain-il": 40.0})
     text = summarize(tmp_path, "perm-mnist")
     lines = text.splitlines()
-    assert "| model | buffer | domain-IL | BWT | forgetting | seeds | DER paper domain-IL |" in lines
-    assert "| sgd | - | 40.00 | -4.00 | 4.00 | 1 | 40.70 |" in lines
-    assert "| derpp | 500 | 82.00 ± 2.83 | -8.20 | 8.20 | 2 | 88.21 |" in lines  # std of 80, 84: 2.83
+    assert ("| model | buffer | domain-IL | domain-IL 95% CI | BWT | forgetting | seeds | DER paper domain-IL |"
+            in lines)
+    assert "| sgd | - | 40.00 | - | -4.00 | 4.00 | 1 | 40.70 |" in lines  # one seed: no interval
+    # std of 80, 84: 2.83; 95% CI 82 ± t_{0.975,1} (12.706) * 2.83 / sqrt(2) = 82 ± 25.41
+    assert "| derpp | 500 | 82.00 ± 2.83 | [56.59, 107.41] | -8.20 | 8.20 | 2 | 88.21 |" in lines
     assert "task-IL" not in text and "class-IL" not in text
 
 
@@ -242,4 +244,4 @@ def test_grid_table_of_seq_tinyimg_shows_the_der_numbers(tmp_path):
     from utils.grid_table import summarize
 
     _finished_run(tmp_path, "seq-tinyimg", "er", 200, 0, {"class-il": 9.0, "task-il": 39.0})
-    assert "| er | 200 | 9.00 | 39.00 | -0.90 | 0.90 | 1 | 8.49 | 38.17 |" in summarize(tmp_path, "seq-tinyimg")
+    assert "| er | 200 | 9.00 | - | 39.00 | - | -0.90 | 0.90 | 1 | 8.49 | 38.17 |" in summarize(tmp_path, "seq-tinyimg")

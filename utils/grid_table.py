@@ -1,7 +1,8 @@
-"""The grid's table: one row per finished run, then mean and sample standard deviation over seeds
-per (model, buffer, flags), beside the DER paper's numbers where it has them. ``flags`` are the
-run's flags after ``--`` that change the experiment (all but plumbing such as --data_path or
---device); they are shown whenever a row has any, and --debug_mode rows are marked as not results."""
+"""The grid's table: one row per finished run, then mean, sample standard deviation and 95% confidence
+interval of the mean over seeds per (model, buffer, flags), beside the DER paper's numbers where it has
+them, and hcr against derpp and der paired by seed (utils/stats.py). ``flags`` are the run's flags
+after ``--`` that change the experiment (all but plumbing such as --data_path or --device); they are
+shown whenever a row has any, and --debug_mode rows are marked as not results. Figures: utils/figures.py."""
 import json
 import shlex
 import sys
@@ -14,6 +15,11 @@ from utils.grid import PAPER_MODELS, is_current
 PLUMBING = {"--data_path": True, "--device": True, "--num_workers": True, "--offline": False, "--tensorboard": False,
             "--keep_checkpoints": False}
 DEBUG_NOTE = "DEBUG ({} batches per epoch): not a result"
+LEVEL = 0.95  # of every confidence interval in the table
+# hcr against these, paired by seed, on the first reported accuracy; a baseline run matches an hcr run
+# when its flags are the hcr run's without hcr's own (HCR_ONLY, which the baselines do not have).
+BASELINES = ("derpp", "der")
+HCR_ONLY = {"--icr_mode": True, "--gamma": True, "--sigmoid": True}
 
 # DER paper, Table 2, as printed in mammoth's original README (docs/method.md, "Reference numbers"):
 # accuracy after the last task per reported setting (class-IL and task-IL, or domain-IL; None: not reported).
@@ -62,20 +68,26 @@ def column(setting: str) -> str:
     return setting.replace("-", "_")
 
 
-def experiment_flags(extra: list[str] | tuple[str, ...]) -> list[str]:
-    """The flags of ``extra`` (a run's flags after --) that change the experiment, in their order:
-    all but PLUMBING and their values."""
+def without(tokens: list[str] | tuple[str, ...], flags: dict[str, bool]) -> list[str]:
+    """``tokens`` (command-line flags) in their order, without ``flags`` (name: whether it takes a
+    value) and their values."""
     kept, skip = [], False
-    for token in extra:
+    for token in tokens:
         if skip:
             skip = False
             continue
         name = token.split("=")[0] if token.startswith("--") else None
-        if name in PLUMBING:
-            skip = PLUMBING[name] and "=" not in token
+        if name in flags:
+            skip = flags[name] and "=" not in token
             continue
         kept.append(token)
     return kept
+
+
+def experiment_flags(extra: list[str] | tuple[str, ...]) -> list[str]:
+    """The flags of ``extra`` (a run's flags after --) that change the experiment, in their order:
+    all but PLUMBING and their values."""
+    return without(extra, PLUMBING)
 
 
 def debug_batches() -> int:
@@ -131,51 +143,179 @@ def collect(results: Path, dataset: str):
     return frame.drop(columns="rank")
 
 
-def summarize(results: Path, dataset: str) -> str | None:
-    """Write summary_<dataset>.{csv,md} (and runs_<dataset>.csv, one row per run) and return the Markdown."""
+def _group_stats(group, settings: tuple[str, ...]) -> dict:
+    """Mean, sample std and 95% CI of each reported accuracy over a group's seeds; mean BWT and forgetting."""
+    from utils.stats import mean_ci
+
+    row = {}
+    for setting in settings:
+        ci = mean_ci(group[column(setting)], LEVEL)
+        row |= {f"{column(setting)}_mean": ci.mean, f"{column(setting)}_std": ci.std,
+                f"{column(setting)}_ci95_low": ci.low, f"{column(setting)}_ci95_high": ci.high}
+    return row | {"bwt": group["bwt"].mean(), "forgetting": group["forgetting"].mean(), "seeds": len(group)}
+
+
+def summary_table(runs, dataset: str):
+    """Per (model, buffer, flags) of ``runs`` (collect's frame): mean ± sample std and the 95% CI of
+    the mean (t-distribution, n - 1 degrees of freedom) of each reported accuracy, mean BWT and
+    forgetting, the number of seeds and, where the DER paper has them, its numbers."""
     import pandas as pd
 
-    runs = collect(results, dataset)
-    if runs.empty:
-        return None
     settings = settings_of(dataset)
-    stats = {f"{column(s)}_{stat}": (column(s), stat) for s in settings for stat in ("mean", "std")}
-    table = runs.groupby(["model", "buffer_size", "flags", "note"], sort=False, dropna=False).agg(
-        **stats, bwt=("bwt", "mean"), forgetting=("forgetting", "mean"), seeds=("seed", "size")).reset_index()
+    keys = ["model", "buffer_size", "flags", "note"]
+    rows = [dict(zip(keys, key, strict=True)) | _group_stats(group, settings)
+            for key, group in runs.groupby(keys, sort=False, dropna=False)]
+    table = pd.DataFrame(rows, columns=[*keys, *(f"{column(s)}_{stat}" for s in settings
+                                                 for stat in ("mean", "std", "ci95_low", "ci95_high")),
+                                        "bwt", "forgetting", "seeds"])
+    table["buffer_size"] = table["buffer_size"].astype("Int64")
     reference = REFERENCE.get(dataset)
     if reference:
         paper = [reference.get((m, None if pd.isna(b) else int(b)), (None,) * len(settings))
                  for m, b in zip(table["model"], table["buffer_size"], strict=True)]
         for i, setting in enumerate(settings):
             table[f"der_paper_{column(setting)}"] = [p[i] for p in paper]
-    runs.to_csv(results / f"runs_{dataset}.csv", index=False)
-    table.to_csv(results / f"summary_{dataset}.csv", index=False)
+    return table
+
+
+def paired_table(runs, dataset: str):
+    """hcr - derpp and hcr - der on the first reported accuracy, per (buffer, hcr flags), paired by
+    seed (utils.stats.paired_difference): one row per baseline that has runs with the matching flags
+    (hcr's flags without HCR_ONLY)."""
+    import pandas as pd
+
+    from utils.stats import paired_difference
+
+    setting = settings_of(dataset)[0]
+    rows = []
+    hcr = runs[runs["model"] == "hcr"]
+    for (buffer, flags), mine in hcr.groupby(["buffer_size", "flags"], sort=False, dropna=False):
+        matching = shlex.join(without(shlex.split(flags), HCR_ONLY))
+        for baseline in BASELINES:
+            theirs = runs[(runs["model"] == baseline) & (runs["buffer_size"] == buffer)
+                          & (runs["flags"] == matching)]
+            if theirs.empty:
+                continue
+            paired = paired_difference(dict(zip(mine["seed"], mine[column(setting)], strict=True)),
+                                       dict(zip(theirs["seed"], theirs[column(setting)], strict=True)), LEVEL)
+            rows.append({"dataset": dataset, "setting": setting, "buffer_size": buffer, "flags": flags,
+                         "note": mine["note"].iloc[0], "baseline": baseline, "baseline_flags": matching,
+                         "paired_seeds": paired.n, "seeds": " ".join(map(str, paired.seeds)),
+                         "mean_difference": paired.mean, "ci95_low": paired.low, "ci95_high": paired.high,
+                         "verdict": paired.verdict})
+    paired = pd.DataFrame(rows, columns=["dataset", "setting", "buffer_size", "flags", "note", "baseline",
+                                         "baseline_flags", "paired_seeds", "seeds", "mean_difference", "ci95_low",
+                                         "ci95_high", "verdict"])
+    paired["buffer_size"] = paired["buffer_size"].astype("Int64")
+    return paired
+
+
+def tables(results: Path, dataset: str):
+    """(runs, summary, paired) of ``dataset``'s finished runs in ``results``, nothing written; None without runs."""
+    runs = collect(results, dataset)
+    if runs.empty:
+        return None
+    return runs, summary_table(runs, dataset), paired_table(runs, dataset)
+
+
+def _number(value: float, signed: bool = False) -> str:
+    return "-" if value is None or value != value else f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _interval(low: float, high: float) -> str:
+    return "-" if low != low else f"[{low:.2f}, {high:.2f}]"
+
+
+def _flags_cell(flags: str, note: str) -> str:
+    cell = f"`{flags}`".replace("|", "\\|") if flags else ""
+    return f"**{note}** {cell}" if note else cell
+
+
+def _markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def summary_markdown(table, dataset: str) -> list[str]:
+    import pandas as pd
+
+    settings = settings_of(dataset)
+    reference = f"der_paper_{column(settings[0])}" in table
 
     def pm(mean: float, std: float) -> str:
         return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
 
-    def flags_cell(flags: str, note: str) -> str:
-        cell = f"`{flags}`".replace("|", "\\|") if flags else ""
-        return f"**{note}** {cell}" if note else cell
-
     show_flags = bool((table["flags"] != "").any())  # whenever a row has flags that change the experiment
-    header = ["model", "buffer", *(["flags"] * show_flags), *(LABELS[s] for s in settings), "BWT", "forgetting",
-              "seeds", *([f"DER paper {LABELS[s]}" for s in settings] if reference else [])]
-    lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds", ""]
+    header = ["model", "buffer", *(["flags"] * show_flags),
+              *(h for s in settings for h in (LABELS[s], f"{LABELS[s]} 95% CI")), "BWT", "forgetting", "seeds",
+              *([f"DER paper {LABELS[s]}" for s in settings] if reference else [])]
+    lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds and the "
+             f"{LEVEL:.0%} confidence interval of the mean (t-distribution, seeds - 1 degrees of freedom; "
+             "none with one seed)", ""]
     if (table["note"] != "").any():
         lines += [f"**WARNING: the rows marked DEBUG ran with --debug_mode ({debug_batches()} batches per epoch and "
                   "per evaluation): smoke tests, not results.**", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [_markdown_row(header), "|" + "---|" * len(header)]
     for r in table.itertuples():
         r = r._asdict()
         cells = [r["model"], "-" if pd.isna(r["buffer_size"]) else str(r["buffer_size"]),
-                 *([flags_cell(r["flags"], r["note"])] * show_flags),
-                 *(pm(r[f"{column(s)}_mean"], r[f"{column(s)}_std"]) for s in settings),
+                 *([_flags_cell(r["flags"], r["note"])] * show_flags),
+                 *(cell for s in settings for cell in (pm(r[f"{column(s)}_mean"], r[f"{column(s)}_std"]),
+                                                       _interval(r[f"{column(s)}_ci95_low"],
+                                                                 r[f"{column(s)}_ci95_high"]))),
                  f"{r['bwt']:.2f}", f"{r['forgetting']:.2f}", str(r["seeds"])]
         if reference:
             cells += ["" if pd.isna(r[f"der_paper_{column(s)}"]) else f"{r[f'der_paper_{column(s)}']:.2f}"
                       for s in settings]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_markdown_row(cells))
+    return lines
+
+
+def paired_markdown(paired, dataset: str) -> list[str]:
+    from utils.stats import BETTER, NO_DIFFERENCE, TOO_FEW, WORSE
+
+    label = LABELS[settings_of(dataset)[0]]
+    only = ", ".join(f"`{flag}`" for flag in HCR_ONLY)
+    lines = [f"### {dataset}: hcr − derpp and hcr − der, {label} accuracy (%) after the last task, paired by seed",
+             "",
+             f"Per seed that both ran (same dataset, buffer and seed): hcr's accuracy minus the baseline's; the mean "
+             f"difference and its {LEVEL:.0%} confidence interval (t-distribution on the per-seed differences, "
+             f"paired seeds - 1 degrees of freedom). Verdict for hcr: {BETTER} (CI above 0), {WORSE} (CI below 0), "
+             f"{NO_DIFFERENCE} (CI contains 0); {TOO_FEW}. Flags: each hcr flag set is its own row, compared "
+             f"with the baseline runs whose flags are hcr's without hcr's own ({only}): hcr `--icr_mode gradient` "
+             "against the baselines run without flags; every other flag (e.g. `--n_epochs`) must be the same.",
+             "",
+             _markdown_row(["buffer", "hcr flags", "baseline", "paired seeds", "mean hcr − baseline",
+                            f"{LEVEL:.0%} CI", "verdict"]),
+             "|" + "---|" * 7]
+    for r in paired.itertuples():
+        lines.append(_markdown_row([str(r.buffer_size), _flags_cell(r.flags, r.note) or "(none)", r.baseline,
+                                    str(r.paired_seeds), _number(r.mean_difference, signed=True),
+                                    _interval(r.ci95_low, r.ci95_high), r.verdict]))
+    return lines
+
+
+def summarize(results: Path, dataset: str) -> str | None:
+    """Write summary_<dataset>.{csv,md}, runs_<dataset>.csv (one row per run), paired_<dataset>.csv
+    (when hcr and derpp or der ran at the same buffer) and the figures (utils/figures.py), and return
+    the Markdown."""
+    from utils.figures import write_figures
+
+    found = tables(results, dataset)
+    if found is None:
+        return None
+    runs, table, paired = found
+    runs.to_csv(results / f"runs_{dataset}.csv", index=False)
+    table.to_csv(results / f"summary_{dataset}.csv", index=False)
+    lines = summary_markdown(table, dataset)
+    paired_csv = results / f"paired_{dataset}.csv"
+    if paired.empty:
+        paired_csv.unlink(missing_ok=True)  # no longer true of these runs
+    else:
+        paired.to_csv(paired_csv, index=False)
+        lines += ["", *paired_markdown(paired, dataset)]
     text = "\n".join(lines) + "\n"
     (results / f"summary_{dataset}.md").write_text(text)
+    written = write_figures(results, dataset, results, runs=runs, table=table)
+    if written:
+        print(f"figures: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return text
