@@ -269,6 +269,8 @@ def build_parser():
                         help="Print the planned commands (runnable as printed), run nothing.")
     parser.add_argument("--summarize", action="store_true",
                         help="Only tabulate the finished runs (of --dataset, else of every dataset).")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="With --summarize: where the figures go (e.g. docs/figures; default: --results).")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="Runs at once (local, submitit-local), or the job array's parallelism (slurm).")
     parser.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local",
@@ -388,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.summarize:
         datasets = [args.dataset] if args.dataset else datasets_in(results)
-        texts = [text for text in (summarize(results, dataset) for dataset in datasets) if text]
+        texts = [text for text in (summarize(results, dataset, args.figures) for dataset in datasets) if text]
         which = f"{args.dataset} " if args.dataset else ""
         print("\n".join(texts) if texts else f"no finished {which}runs in {results / 'runs'}")
         return 0 if texts else 1

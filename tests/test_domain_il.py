@@ -245,3 +245,14 @@ def test_grid_table_of_seq_tinyimg_shows_the_der_numbers(tmp_path):
 
     _finished_run(tmp_path, "seq-tinyimg", "er", 200, 0, {"class-il": 9.0, "task-il": 39.0})
     assert "| er | 200 | 9.00 | - | 39.00 | - | -0.90 | 0.90 | 1 | 8.49 | 38.17 |" in summarize(tmp_path, "seq-tinyimg")
+
+
+def test_summarize_writes_the_figures_where_asked(tmp_path, capsys):
+    import cifar
+
+    for seed, acc in ((0, 80.0), (1, 84.0)):
+        _finished_run(tmp_path, "perm-mnist", "derpp", 500, seed, {"domain-il": acc})
+    assert cifar.main(["--summarize", "--dataset", "perm-mnist", "--results", str(tmp_path),
+                       "--figures", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "accuracy_vs_buffer_perm-mnist.png").stat().st_size > 0
+    assert not (tmp_path / "accuracy_vs_buffer_perm-mnist.png").exists()

@@ -294,10 +294,10 @@ def paired_markdown(paired, dataset: str) -> list[str]:
     return lines
 
 
-def summarize(results: Path, dataset: str) -> str | None:
+def summarize(results: Path, dataset: str, figures: Path | None = None) -> str | None:
     """Write summary_<dataset>.{csv,md}, runs_<dataset>.csv (one row per run), paired_<dataset>.csv
-    (when hcr and derpp or der ran at the same buffer) and the figures (utils/figures.py), and return
-    the Markdown."""
+    (when hcr and derpp or der ran at the same buffer) and the figures (utils/figures.py; into
+    ``figures``, default ``results``), and return the Markdown."""
     from utils.figures import write_figures
 
     found = tables(results, dataset)
@@ -315,7 +315,7 @@ def summarize(results: Path, dataset: str) -> str | None:
         lines += ["", *paired_markdown(paired, dataset)]
     text = "\n".join(lines) + "\n"
     (results / f"summary_{dataset}.md").write_text(text)
-    written = write_figures(results, dataset, results, runs=runs, table=table)
+    written = write_figures(results, dataset, figures or results, runs=runs, table=table)
     if written:
         print(f"figures: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return text
