@@ -11,6 +11,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from utils.augment import normalize, random_crop_flip
 from utils.errors import UserError
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -205,6 +206,34 @@ class ContinualDataset:
 
     def __repr__(self) -> str:
         return f"{self.NAME} ({self.N_TASKS} tasks x {self.N_CLASSES_PER_TASK} classes)"
+
+
+class CropFlipImages(ContinualDataset):
+    """Colour images under the DER protocol's augmentation: random crop of ``SIZE`` after zero
+    padding 4 and a horizontal flip, then per-channel normalisation (``MEAN``, ``STD``); the test
+    transform normalises only. Batched on the device, or torchvision's per-image PIL pipeline
+    (``--loader pil``)."""
+
+    MEAN: tuple[float, ...]
+    STD: tuple[float, ...]
+    SIZE: int
+
+    def train_transform(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize(random_crop_flip(images, padding=4), self.MEAN, self.STD)
+
+    def test_transform(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize(images, self.MEAN, self.STD)
+
+    def pil_train_transform(self) -> Callable:
+        from torchvision import transforms  # imported on use: it takes seconds, and tensor runs never need it
+
+        return transforms.Compose([transforms.RandomCrop(self.SIZE, padding=4), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor(), transforms.Normalize(self.MEAN, self.STD)])
+
+    def pil_test_transform(self) -> Callable:
+        from torchvision import transforms
+
+        return transforms.Compose([transforms.ToTensor(), transforms.Normalize(self.MEAN, self.STD)])
 
 
 def reported_settings(setting: str) -> tuple[str, ...]:

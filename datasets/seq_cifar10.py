@@ -1,5 +1,4 @@
 """Sequential CIFAR-10: 5 tasks of 2 classes in label order, ResNet-18 (docs/method.md, "Setting and protocol")."""
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +7,7 @@ from torch import nn
 
 from backbone.resnet18 import ResNet18
 from datasets.cifar_pickle import CifarUnpickler, Refused, shown
-from datasets.continual_dataset import ContinualDataset, as_tensors, download
-from utils.augment import normalize, random_crop_flip
+from datasets.continual_dataset import CropFlipImages, as_tensors, download
 from utils.errors import UserError
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615)
@@ -42,7 +40,8 @@ def read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, to
     return as_tensors(np.concatenate(images), np.concatenate(labels))
 
 
-class SequentialCIFAR10(ContinualDataset):
+class SequentialCIFAR10(CropFlipImages):
+    MEAN, STD, SIZE = MEAN, STD, 32
     NAME = "seq-cifar10"
     N_TASKS = 5
     N_CLASSES_PER_TASK = 2
@@ -65,20 +64,3 @@ class SequentialCIFAR10(ContinualDataset):
     @staticmethod
     def get_backbone() -> nn.Module:
         return ResNet18(num_classes=10)
-
-    def train_transform(self, images: torch.Tensor) -> torch.Tensor:
-        return normalize(random_crop_flip(images, padding=4), MEAN, STD)
-
-    def test_transform(self, images: torch.Tensor) -> torch.Tensor:
-        return normalize(images, MEAN, STD)
-
-    def pil_train_transform(self) -> Callable:
-        from torchvision import transforms  # imported on use: it takes seconds, and tensor runs never need it
-
-        return transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
-
-    def pil_test_transform(self) -> Callable:
-        from torchvision import transforms
-
-        return transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])

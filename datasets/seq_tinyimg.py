@@ -9,7 +9,6 @@ split. Every image is decoded with PIL once and held in memory as uint8: the 100
 10,000 test images take about 1.3 GB (110,000 x 3 x 64 x 64 bytes = 1.26 GiB), plus the task's copy on
 the device for the tensor loader; decoding them takes about 6 s on one core."""
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,7 @@ from PIL import Image
 from torch import nn
 
 from backbone.resnet18 import ResNet18
-from datasets.continual_dataset import ContinualDataset
-from utils.augment import normalize, random_crop_flip
+from datasets.continual_dataset import CropFlipImages
 from utils.errors import UserError
 
 MEAN, STD = (0.4802, 0.4480, 0.3975), (0.2770, 0.2691, 0.2821)
@@ -117,7 +115,8 @@ def read_tiny_imagenet(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.
             read_images(test_paths), torch.tensor([annotations[n] for n in test_names], dtype=torch.int64))
 
 
-class SequentialTinyImagenet(ContinualDataset):
+class SequentialTinyImagenet(CropFlipImages):
+    MEAN, STD, SIZE = MEAN, STD, SIZE
     NAME = "seq-tinyimg"
     N_TASKS = 10
     N_CLASSES_PER_TASK = 20
@@ -133,20 +132,3 @@ class SequentialTinyImagenet(ContinualDataset):
     @staticmethod
     def get_backbone() -> nn.Module:
         return ResNet18(num_classes=N_CLASSES)
-
-    def train_transform(self, images: torch.Tensor) -> torch.Tensor:
-        return normalize(random_crop_flip(images, padding=4), MEAN, STD)
-
-    def test_transform(self, images: torch.Tensor) -> torch.Tensor:
-        return normalize(images, MEAN, STD)
-
-    def pil_train_transform(self) -> Callable:
-        from torchvision import transforms  # imported on use: it takes seconds, and tensor runs never need it
-
-        return transforms.Compose([transforms.RandomCrop(SIZE, padding=4), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
-
-    def pil_test_transform(self) -> Callable:
-        from torchvision import transforms
-
-        return transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])

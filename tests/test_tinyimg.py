@@ -1,7 +1,6 @@
 """Tests of datasets/seq_tinyimg.py on a tiny Tiny-ImageNet written in the official layout: 200
 wnids (listed out of sorted order), 2 training JPEGs per class, 1 validation JPEG per class."""
 import shutil
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from PIL import Image
 import main
 from datasets import get_all_datasets
 from tests.test_augmentation_pinned import check_crops, coordinate_images
+from tests.test_datasets import _args
 from utils.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -66,12 +66,6 @@ def tiny(tmp_path_factory) -> dict:
     return {"data_path": data_path, **write_tiny_imagenet(data_path)}
 
 
-def _args(data_path, **overrides) -> Namespace:
-    args = Namespace(data_path=str(data_path), validation=False, debug_mode=False, loader="tensor",
-                     batch_size=8, num_workers=0, offline=True)
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
 
 
 def _dataset(data_path, **overrides):
