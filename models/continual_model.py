@@ -97,6 +97,12 @@ class ContinualModel(nn.Module):
     COMPATIBILITY: tuple[str, ...] = ("class-il", "domain-il")  # the settings a model can learn
     TRAINS_ON_STREAM = True  # False: the training loop trains on all tasks after the last one
     FUSE_FORWARD: bool | None = None  # None: --fuse_forward decides (default: fuse without BatchNorm)
+    BEST_ARGS_MODEL: str | None = None  # the model whose utils/best_args.py entries it uses (None: its own)
+
+    @classmethod
+    def best_args_name(cls) -> str:
+        """The model name under which utils/best_args.py holds this model's entries."""
+        return cls.BEST_ARGS_MODEL or cls.NAME
 
     def __init__(self, backbone: nn.Module, args: Namespace, dataset: ContinualDataset,
                  device: torch.device) -> None:

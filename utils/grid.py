@@ -30,7 +30,7 @@ def best_args_of(dataset: str, model: str, buffer: int | None) -> tuple[tuple[st
     from models import get_all_models
     from utils.best_args import lookup
 
-    name = getattr(get_all_models().get(model), "BEST_ARGS_MODEL", model)
+    name = get_all_models()[model].best_args_name()
     return tuple(sorted(lookup(dataset, name, buffer).items()))
 
 

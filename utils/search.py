@@ -311,7 +311,7 @@ def holds(row, dataset: str) -> str:
     from models import get_all_models
     from utils.best_args import BEST_ARGS
 
-    name = getattr(get_all_models()[row["model"]], "BEST_ARGS_MODEL", row["model"])
+    name = get_all_models()[row["model"]].best_args_name()
     buffer = None if pd.isna(row["buffer_size"]) else int(row["buffer_size"])
     held = BEST_ARGS.get(dataset, {}).get(name, {}).get(buffer)
     if held is None:
