@@ -325,7 +325,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
         from utils.best_args import BEST_ARGS
 
         listed, classes = BEST_ARGS.get(args.dataset, {}), get_all_models()
-        args.models = [m for m in PAPER_MODELS if listed.get(classes[m].best_args_name())]
+        args.models = [m for m in PAPER_MODELS if listed.get(classes[m].best_args_name(extra))]
         left_out = [m for m in PAPER_MODELS if m not in args.models]
         if left_out:
             print(f"cifar.py: {', '.join(left_out)} left out: no best arguments for {args.dataset} "

@@ -99,7 +99,7 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
                      + (" (its best arguments depend on it)" if args.load_best_args else ""))
     if args.load_best_args:
         try:
-            best = lookup(args.dataset, model_cls.best_args_name(), buffer_size)
+            best = lookup(args.dataset, model_cls.best_args_name(argv), buffer_size)
         except KeyError as e:
             parser.error(e.args[0])
         for name, value in best.items():

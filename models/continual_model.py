@@ -3,7 +3,7 @@ the training step (``observe``): the forward passes, the empty-buffer case, the 
 the finite-loss guard, backward, the plain SGD update and the buffer insertion."""
 import argparse
 from argparse import Namespace
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -100,8 +100,9 @@ class ContinualModel(nn.Module):
     BEST_ARGS_MODEL: str | None = None  # the model whose utils/best_args.py entries it uses (None: its own)
 
     @classmethod
-    def best_args_name(cls) -> str:
-        """The model name under which utils/best_args.py holds this model's entries."""
+    def best_args_name(cls, flags: Sequence[str] = ()) -> str:
+        """The name under which utils/best_args.py holds the entries of a run of this model given the
+        command-line tokens ``flags`` (a model whose flags change what it trains may name other entries)."""
         return cls.BEST_ARGS_MODEL or cls.NAME
 
     def __init__(self, backbone: nn.Module, args: Namespace, dataset: ContinualDataset,

@@ -6,10 +6,12 @@ sigmoid * the triplet softmax loss, and gamma * the instance-level correlation (
 --icr_mode faithful (default) the ICR term is the released code's constant: it enters the
 reported loss, not the update.
 """
+from collections.abc import Sequence
+
 import torch
 
 from models.continual_model import Batch, ReplayModel
-from utils.args import CLIParser, non_negative_float
+from utils.args import CLIParser, flag_value, non_negative_float
 from utils.hcr_losses import (
     ICR_MODES,
     consecutive_correlation,
@@ -22,6 +24,12 @@ from utils.hcr_losses import (
 class Hcr(ReplayModel):
     NAME = "hcr"
     DRAWS = 4  # forward passes in the released order (stream, then draws 1-4): it fixes BatchNorm's statistics
+
+    @classmethod
+    def best_args_name(cls, flags: Sequence[str] = ()) -> str:
+        """"hcr-gradient" for --icr_mode gradient: the ICR term then changes the update, so its values
+        are searched apart (docs/method.md, "Differences from the released code")."""
+        return "hcr-gradient" if flag_value(flags, "--icr_mode") == "gradient" else cls.NAME
 
     @staticmethod
     def add_arguments(parser: CLIParser) -> None:

@@ -46,3 +46,32 @@ def test_unknown_icr_mode_is_a_one_line_error(capsys):
                         get_all_models(), get_all_datasets())
     assert exit_info.value.code == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, name", [
+    ([], "hcr"), (["--icr_mode", "faithful"], "hcr"), (["--icr_mode", "gradient"], "hcr-gradient"),
+    (["--icr_mode=gradient"], "hcr-gradient"), (["--icr_mode", "gradient", "--icr_mode", "faithful"], "hcr"),
+])
+def test_gradient_mode_has_entries_of_its_own(monkeypatch, flags, name):
+    """--icr_mode gradient trains another network than the faithful mode, so --load_best_args, the
+    grid's run keys and the search's proposals all use the entries named "hcr-gradient"."""
+    from utils import best_args, grid
+
+    entries = {"hcr": {200: {"lr": 0.01, "alpha": 0.5}}, "hcr-gradient": {200: {"lr": 0.1, "alpha": 0.01}}}
+    monkeypatch.setitem(best_args.BEST_ARGS, "seq-fmnist", entries)
+    args = main.parse_args(["--model", "hcr", "--dataset", "seq-fmnist", "--buffer_size", "200", "--load_best_args",
+                            "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--beta", "1",
+                            "--gamma", "0.5", "--sigmoid", "0.1", *flags], get_all_models(), get_all_datasets())
+    assert (args.lr, args.alpha) == (entries[name][200]["lr"], entries[name][200]["alpha"])
+    (run,) = grid.plan("seq-fmnist", ["hcr"], [200], [0], flags)
+    assert dict(run.best_args) == entries[name][200]
+
+
+def test_flag_value_reads_argparse_spellings():
+    from utils.args import flag_value
+
+    assert flag_value(["--a", "1", "--icr_mode", "x"], "--icr_mode") == "x"
+    assert flag_value(["--icr_mode=y"], "--icr_mode") == "y"
+    assert flag_value(["--icr_mode", "x", "--icr_mode=y"], "--icr_mode") == "y"
+    assert flag_value(["--icr_modes", "x", "--icr_mode"], "--icr_mode") is None  # no value after it
+    assert flag_value([], "--icr_mode") is None

@@ -447,3 +447,14 @@ def test_csv_rows_match_the_runs(searched):
                 assert float(value) == pytest.approx(expected)
             elif seed == 0 or row["confirmed"] == "True":
                 assert expected is None and str(seed) in row["diverged"].split()
+
+
+def test_a_gradient_mode_search_proposes_hcr_gradient_entries(tmp_path, monkeypatch):
+    spec = search.Search("seq-fmnist", ("hcr",), (200,), ("--icr_mode", "gradient"), 2, 1)
+    fake = FakeMain(tmp_path / "fake", spec, {})
+    monkeypatch.setattr(cifar, "MAIN", tmp_path / "fake" / "main.py")
+    code, out = _main(["--search", "--dataset", "seq-fmnist", "--models", "hcr", "--buffers", "200", "--budget", "2",
+                       "--top", "1", "--results", str(tmp_path / "results"), "--docs", str(tmp_path / "s.md"),
+                       "--", "--icr_mode", "gradient"])
+    assert code == 0 and all(argv[-2:] == ["--icr_mode", "gradient"] for argv in fake.commands)
+    assert '\n"hcr-gradient": {200: {' in out and '\n"hcr": {' not in out

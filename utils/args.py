@@ -1,6 +1,7 @@
 """Argument types and the parser of ``main.py``: errors are one line and exit with status 2."""
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 
@@ -23,6 +24,19 @@ non_negative_int = _number(int, lambda v: v >= 0, "non-negative")
 seed_int = _number(int, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
 positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "positive and finite")
 non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "non-negative and finite")
+
+
+def flag_value(flags: Sequence[str], name: str) -> str | None:
+    """The value command-line tokens give the flag ``name`` ("--x v" or "--x=v"; the last one wins, as
+    in argparse), None when they do not give it. main.py's parser takes no abbreviations, so these are
+    the only spellings."""
+    value = None
+    for i, token in enumerate(flags):
+        if token == name and i + 1 < len(flags):
+            value = flags[i + 1]
+        elif token.startswith(name + "="):
+            value = token[len(name) + 1:]
+    return value
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -2,6 +2,7 @@
 included) and which of them ``utils/best_args.py`` still stands behind."""
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PAPER_MODELS = ("sgd", "joint", "er", "der", "derpp", "hcr")
@@ -24,13 +25,14 @@ class Run:
         return f"{self.dataset}-{self.model}-{buffer}-s{self.seed}-{digest.hexdigest()[:8]}"
 
 
-def best_args_of(dataset: str, model: str, buffer: int | None) -> tuple[tuple[str, float], ...]:
-    """The entry of utils/best_args.py that --load_best_args gives the run, sorted. KeyError (main.py
-    would fail) when there is none."""
+def best_args_of(dataset: str, model: str, buffer: int | None,
+                 extra: Sequence[str] = ()) -> tuple[tuple[str, float], ...]:
+    """The entry of utils/best_args.py that --load_best_args gives the run (``extra``: its flags after
+    --), sorted. KeyError (main.py would fail) when there is none."""
     from models import get_all_models
     from utils.best_args import lookup
 
-    name = get_all_models()[model].best_args_name()
+    name = get_all_models()[model].best_args_name(extra)
     return tuple(sorted(lookup(dataset, name, buffer).items()))
 
 
@@ -41,7 +43,7 @@ def plan(dataset: str, models: list[str], buffers: list[int], seeds: list[int], 
     from models.continual_model import ReplayModel
 
     classes = get_all_models()
-    return [Run(dataset, model, buffer, seed, tuple(extra), best_args_of(dataset, model, buffer))
+    return [Run(dataset, model, buffer, seed, tuple(extra), best_args_of(dataset, model, buffer, extra))
             for model in dict.fromkeys(models)
             for buffer in (sorted(set(buffers)) if issubclass(classes[model], ReplayModel) else [None])
             for seed in dict.fromkeys(seeds)]
@@ -51,7 +53,7 @@ def is_current(info: dict) -> bool:
     """Whether a finished run (its done.json) was made with the best arguments utils/best_args.py
     gives it now: its key is the one the run would get today."""
     try:
-        best = best_args_of(info["dataset"], info["model"], info["buffer"])
+        best = best_args_of(info["dataset"], info["model"], info["buffer"], info["extra"])
     except KeyError:  # the entry is gone
         return False
     run = Run(info["dataset"], info["model"], info["buffer"], info["seed"], tuple(info["extra"]), best)

@@ -15,6 +15,7 @@ import itertools
 import math
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -299,19 +300,25 @@ def proposals(search: Search, table: pd.DataFrame) -> list[str]:
             values = ", ".join(f'"{k}": {v!r}' for k, v in entry_of(chosen.iloc[0], search.dataset).items())
             entries.append(f"{key}: {{{values}}}")
         if entries:
-            lines.append(f'"{model}": {{{", ".join(entries)}}},')
+            lines.append(f'"{entry_name(model, search.extra)}": {{{", ".join(entries)}}},')
         if missing:
             lines.append(f"# {model}: no choice at buffer {', '.join(missing)}: every confirmed configuration "
                          "diverged on a seed")
     return lines
 
 
-def holds(row, dataset: str) -> str:
-    """Whether utils/best_args.py holds the chosen values now."""
+def entry_name(model: str, extra: Sequence[str]) -> str:
+    """The name of the model's entries in utils/best_args.py for runs given the flags ``extra``."""
     from models import get_all_models
+
+    return get_all_models()[model].best_args_name(extra)
+
+
+def holds(row, search: Search) -> str:
+    """Whether utils/best_args.py holds the chosen values now."""
     from utils.best_args import BEST_ARGS
 
-    name = get_all_models()[row["model"]].best_args_name()
+    dataset, name = search.dataset, entry_name(row["model"], search.extra)
     buffer = None if pd.isna(row["buffer_size"]) else int(row["buffer_size"])
     held = BEST_ARGS.get(dataset, {}).get(name, {}).get(buffer)
     if held is None:
@@ -356,7 +363,7 @@ validation split.{f' Flags after `--`: `{" ".join(search.extra)}`.' if search.ex
     sections.append(("Chosen", _markdown(
         ["model", "buffer", *searched, *seeds, "mean", "std", "utils/best_args.py"],
         [[r["model"], "-" if pd.isna(r["buffer_size"]) else r["buffer_size"], *_config_cells(r, searched),
-          *(r[s] for s in seeds), r["mean"], r["std"], holds(r, search.dataset)] for _, r in chosen.iterrows()])))
+          *(r[s] for s in seeds), r["mean"], r["std"], holds(r, search)] for _, r in chosen.iterrows()])))
     sections.append(("Proposed entries of utils/best_args.py (changing it stays a reviewed commit)",
                      "```python\n" + "\n".join(proposals(search, table)) + "\n```"))
     confirmed = table[table["confirmed"]].sort_values(["rank"], kind="stable")
