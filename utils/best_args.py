@@ -4,9 +4,12 @@ seq-cifar10: the released HCR code (hcr, er, sgd) and the DER paper (der, derpp)
 minibatch_size = 32 and 50 epochs everywhere (docs/method.md, "Best hyper-parameters").
 seq-mnist, perm-mnist, rot-mnist and seq-tinyimg (sgd, er, der, derpp): mammoth's published values,
 utils/best_args.py of aimagelab/mammoth at commit 0d727a7235cf836698418ca33a973431d1d671f0. The
-Fashion-MNIST twins (seq-fmnist, perm-fmnist, rot-fmnist) use the MNIST values. hcr has published
-values for seq-cifar10 only; its seq-fmnist values come from scripts/search_hcr_fmnist.py on the
-validation split (docs/search_hcr_fmnist.md). Where there is no entry, --load_best_args says so.
+Fashion-MNIST twins (seq-fmnist, perm-fmnist, rot-fmnist) use the MNIST values, except where
+`cifar.py --search` chose on their validation split, with one budget for every method: er, der,
+derpp, hcr and hcr-gradient (hcr's entries under --icr_mode gradient) on seq-fmnist at buffers 200
+and 500 and on perm-fmnist and rot-fmnist at buffer 500 (docs/search_<dataset>.md and
+docs/search_<dataset>_hcr_gradient.md). hcr has published values for seq-cifar10 only. Where there
+is no entry, --load_best_args says so.
 """
 
 def _cifar(lr: float, **kwargs: float) -> dict:
@@ -92,19 +95,41 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
         "hcr": RELEASED_HCR_CIFAR,
         "hcr-gradient": RELEASED_HCR_CIFAR,  # not searched in gradient mode: the released values
     },
-    "seq-fmnist": {
-        **MNIST_BASELINES,
+    "seq-fmnist": {  # sgd and buffer 5120: the MNIST values; buffers 200 and 500: docs/search_seq-fmnist*.md
+        "sgd": MNIST_BASELINES["sgd"],
+        "er": {**MNIST_BASELINES["er"], 200: _fmnist(0.01, minibatch_size=64), 500: _fmnist(0.1, minibatch_size=10)},
+        "der": {**MNIST_BASELINES["der"], 200: _fmnist(0.03, minibatch_size=10, alpha=1.0),
+                500: _fmnist(0.03, minibatch_size=10, alpha=1.0)},
+        "derpp": {**MNIST_BASELINES["derpp"], 200: _fmnist(0.01, minibatch_size=10, alpha=1.0, beta=1.0),
+                  500: _fmnist(0.03, minibatch_size=10, alpha=1.0, beta=1.0)},
         "hcr": {
-            200: _fmnist(0.01, minibatch_size=10, alpha=0.5, beta=1.0, gamma=0.5, sigmoid=0.1),
-            500: _fmnist(0.01, minibatch_size=64, alpha=0.5, beta=2.0, gamma=0.5, sigmoid=0.1),
-            5120: _fmnist(0.03, minibatch_size=64, alpha=0.1, beta=2.0, gamma=0.5, sigmoid=0.1),
+            200: _fmnist(0.01, minibatch_size=10, alpha=0.5, beta=1.0, sigmoid=0.1, gamma=0.5),
+            500: _fmnist(0.03, minibatch_size=64, alpha=0.5, beta=2.0, sigmoid=0.1, gamma=0.5),
+        },
+        "hcr-gradient": {
+            200: _fmnist(0.01, minibatch_size=10, alpha=0.5, beta=1.0, sigmoid=0.1, gamma=0.5),
+            500: _fmnist(0.03, minibatch_size=64, alpha=0.5, beta=0.5, sigmoid=0.1, gamma=0.5),
         },
     },
     "seq-mnist": MNIST_BASELINES,
     "perm-mnist": PERMUTED_BASELINES,
-    "perm-fmnist": PERMUTED_BASELINES,
+    "perm-fmnist": {  # sgd, buffers 200 and 5120: the P-MNIST values; buffer 500: docs/search_perm-fmnist*.md
+        "sgd": PERMUTED_BASELINES["sgd"],
+        "er": {**PERMUTED_BASELINES["er"], 500: _domain(0.03, minibatch_size=64)},
+        "der": {**PERMUTED_BASELINES["der"], 500: _domain(0.1, minibatch_size=64, alpha=0.5)},
+        "derpp": {**PERMUTED_BASELINES["derpp"], 500: _domain(0.1, minibatch_size=10, alpha=0.5, beta=0.5)},
+        "hcr": {500: _domain(0.03, minibatch_size=64, alpha=0.5, beta=0.5, sigmoid=0.1, gamma=0.5)},
+        "hcr-gradient": {500: _domain(0.03, minibatch_size=64, alpha=0.5, beta=0.5, sigmoid=0.1, gamma=0.5)},
+    },
     "rot-mnist": ROTATED_BASELINES,
-    "rot-fmnist": ROTATED_BASELINES,
+    "rot-fmnist": {  # sgd, buffers 200 and 5120: the R-MNIST values; buffer 500: docs/search_rot-fmnist*.md
+        "sgd": ROTATED_BASELINES["sgd"],
+        "er": {**ROTATED_BASELINES["er"], 500: _domain(0.1, minibatch_size=64)},
+        "der": {**ROTATED_BASELINES["der"], 500: _domain(0.1, minibatch_size=64, alpha=0.5)},
+        "derpp": {**ROTATED_BASELINES["derpp"], 500: _domain(0.1, minibatch_size=64, alpha=1.0, beta=1.0)},
+        "hcr": {500: _domain(0.03, minibatch_size=64, alpha=0.5, beta=2.0, sigmoid=0.1, gamma=0.5)},
+        "hcr-gradient": {500: _domain(0.03, minibatch_size=64, alpha=0.5, beta=2.0, sigmoid=0.1, gamma=0.5)},
+    },
     "seq-tinyimg": {  # mammoth's seq-tinyimg entries
         "sgd": {None: _tinyimg(0.03)},
         "er": {200: _tinyimg(0.1, minibatch_size=32), 500: _tinyimg(0.03, minibatch_size=32),
