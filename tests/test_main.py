@@ -438,7 +438,8 @@ def test_e2e_tensorboard_folder_names_buffer_and_hyperparameters(e2e):
     _, _, _, results = e2e["sgd"]
     [folder] = (results / "tensorboard" / "class-il" / "seq-cifar10" / "sgd").iterdir()
     assert re.fullmatch(r"lr0\.1-bs8-ep1-seed0-\d{8}-\d{6}-\d+", folder.name)
-    args = _parse(["--model", "derpp", "--dataset", "seq-fmnist", "--buffer_size", "500", "--load_best_args",
+    args = _parse(["--model", "derpp", "--dataset", "seq-fmnist", "--buffer_size", "500", "--lr", "0.03",
+                   "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--alpha", "1", "--beta", "0.5",
                    "--seed", "2"])
     assert main.tensorboard_run_name(args).startswith("buf500-lr0.03-bs10-ep1-mb10-alpha1-beta0.5-seed2-")
 

@@ -36,7 +36,7 @@ SPACES: dict[str, dict[str, tuple]] = {
     "derpp": {"lr": LR, "minibatch_size": MINIBATCH, "alpha": (0.1, 0.2, 0.5, 1.0), "beta": (0.5, 1.0)},
     "hcr": {"lr": LR, "minibatch_size": MINIBATCH, "alpha": (0.01, 0.1, 0.5), "beta": (0.5, 1.0, 2.0)},
 }
-# Held fixed, as scripts/search_hcr_fmnist.py holds them: in the default faithful mode gamma changes
+# Held fixed (docs/search_spaces.md): in the default faithful mode gamma changes
 # no update (the ICR term is a constant), so searching it would only rerun the same training.
 FIXED: dict[str, dict[str, float]] = {"hcr": {"sigmoid": 0.1, "gamma": 0.5}}
 INT_VALUES = ("batch_size", "n_epochs", "minibatch_size")
