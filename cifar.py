@@ -271,6 +271,9 @@ def build_parser():
                         help="Only tabulate the finished runs (of --dataset, else of every dataset).")
     parser.add_argument("--figures", type=Path, default=None,
                         help="With --summarize: where the figures go (e.g. docs/figures; default: --results).")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="With --summarize: also write the tables of every summarized dataset into this "
+                             "Markdown file, headed by the command (e.g. docs/results.md).")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="Runs at once (local, submitit-local), or the job array's parallelism (slurm).")
     parser.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local",
@@ -338,6 +341,16 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     return args, runs
 
 
+def write_report(path: Path, texts: list[str], command: str) -> None:
+    """The summaries as one Markdown file, headed by the command that wrote it (replaced whole, never
+    half-written: written beside it, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"# Results\n\nWritten by `{command}`; do not edit by hand.\n\n" + "\n".join(texts))
+    partial.replace(path)
+    print(f"written: {path}", file=sys.stderr)
+
+
 def parse_search(parser, args: argparse.Namespace, extra: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     """--search: args.search becomes the utils.search.Search; the runs are its seed-0 runs."""
     from utils import search
@@ -393,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         texts = [text for text in (summarize(results, dataset, args.figures) for dataset in datasets) if text]
         which = f"{args.dataset} " if args.dataset else ""
         print("\n".join(texts) if texts else f"no finished {which}runs in {results / 'runs'}")
+        if texts and args.report:
+            write_report(args.report, texts, "python cifar.py " + shlex.join(argv))
         return 0 if texts else 1
     if args.search:
         return run_search(args, results, "python cifar.py " + shlex.join(argv))

@@ -103,3 +103,18 @@ def test_summarize_without_dataset_tabulates_every_dataset(tmp_path):
 def test_grid_dataset_still_defaults_to_seq_cifar10(tmp_path, argv):
     args, runs = cifar.parse_args(["--models", "sgd", "--seeds", "0", "--results", str(tmp_path), *argv])
     assert args.dataset == "seq-cifar10" and [run.dataset for run in runs] == ["seq-cifar10"]
+
+
+def test_summarize_report_holds_every_dataset_and_its_command(tmp_path):
+    finished_run(tmp_path, "seq-fmnist", "sgd", None, 0, [], 40.0)
+    finished_run(tmp_path, "seq-cifar10", "er", 200, 0, [], 50.0)
+    report = tmp_path / "docs" / "results.md"
+    argv = ["--summarize", "--results", str(tmp_path), "--report", str(report)]
+    code, out = _cifar(argv)
+    text = report.read_text()
+    assert code == 0 and text.startswith(f"# Results\n\nWritten by `python cifar.py {' '.join(argv)}`")
+    for dataset in ("seq-cifar10", "seq-fmnist"):
+        assert (tmp_path / f"summary_{dataset}.md").read_text() in text
+    assert [p.name for p in report.parent.iterdir()] == ["results.md"]  # no partial file left
+    code, _ = _cifar(["--summarize", "--results", str(tmp_path / "empty"), "--report", str(report)])
+    assert code == 1 and report.read_text() == text  # nothing to report: the report stays as it was
