@@ -273,7 +273,7 @@ def build_parser():
                         help="With --summarize: where the figures go (e.g. docs/figures; default: --results).")
     parser.add_argument("--report", type=Path, default=None,
                         help="With --summarize: also write the tables of every summarized dataset into this "
-                             "Markdown file, headed by the command (e.g. docs/results.md).")
+                             "Markdown file, headed by the command (e.g. docs/results.md; default: none).")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="Runs at once (local, submitit-local), or the job array's parallelism (slurm).")
     parser.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local",

@@ -40,7 +40,7 @@ def test_help_describes_every_option_with_its_default(monkeypatch):
     assert exit_info.value.code == 0
     entries = _help_entries(out.getvalue())
     actions = [a for a in cifar.build_parser()._actions if a.option_strings]
-    assert len(actions) == 22
+    assert len(actions) == 23
     for action in actions:
         for name in action.option_strings:
             assert entries.get(name), f"{name} has no help line"
