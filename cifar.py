@@ -40,7 +40,7 @@ from queue import SimpleQueue
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from utils.errors import UserError
-from utils.grid import PAPER_MODELS, Run, plan
+from utils.grid import PAPER_MODELS, Run, entry_name, plan
 from utils.grid_table import datasets_in, summarize
 from utils.loggers import check_writable
 
@@ -324,11 +324,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
     args.seeds = list(range(10)) if args.seeds is None else args.seeds
     args.dataset = args.dataset or DEFAULT_DATASET
     if args.models is None:  # the paper's models that have best arguments on this dataset
-        from models import get_all_models
         from utils.best_args import BEST_ARGS
 
-        listed, classes = BEST_ARGS.get(args.dataset, {}), get_all_models()
-        args.models = [m for m in PAPER_MODELS if listed.get(classes[m].best_args_name(extra))]
+        listed = BEST_ARGS.get(args.dataset, {})
+        args.models = [m for m in PAPER_MODELS if listed.get(entry_name(m, extra))]
         left_out = [m for m in PAPER_MODELS if m not in args.models]
         if left_out:
             print(f"cifar.py: {', '.join(left_out)} left out: no best arguments for {args.dataset} "

@@ -458,3 +458,16 @@ def test_a_gradient_mode_search_proposes_hcr_gradient_entries(tmp_path, monkeypa
                        "--", "--icr_mode", "gradient"])
     assert code == 0 and all(argv[-2:] == ["--icr_mode", "gradient"] for argv in fake.commands)
     assert '\n"hcr-gradient": {200: {' in out and '\n"hcr": {' not in out
+
+
+def test_the_report_says_whether_best_args_holds_the_choice(monkeypatch):
+    from utils import best_args
+
+    entries = {"sgd": {None: {"lr": 0.03, "batch_size": 10, "n_epochs": 1}},  # the protocol
+               "der": {500: {"lr": 0.1, "batch_size": 10, "n_epochs": 1, "minibatch_size": 10, "alpha": 1.0}}}
+    monkeypatch.setitem(best_args.BEST_ARGS, "seq-fmnist", entries)
+    spec, row = search.Search("seq-fmnist", ("der",), (500,)), {"model": "der", "buffer_size": 500, "lr": 0.1,
+                                                                 "minibatch_size": 10, "alpha": 1.0}
+    assert search.holds(row, spec) == "holds it"
+    assert search.holds({**row, "lr": 0.03}, spec) == "differs"
+    assert search.holds({**row, "buffer_size": 200}, spec) == "no entry"

@@ -25,15 +25,20 @@ class Run:
         return f"{self.dataset}-{self.model}-{buffer}-s{self.seed}-{digest.hexdigest()[:8]}"
 
 
+def entry_name(model: str, extra: Sequence[str] = ()) -> str:
+    """The name of the model's entries in utils/best_args.py for runs given the flags ``extra``."""
+    from models import get_all_models
+
+    return get_all_models()[model].best_args_name(extra)
+
+
 def best_args_of(dataset: str, model: str, buffer: int | None,
                  extra: Sequence[str] = ()) -> tuple[tuple[str, float], ...]:
     """The entry of utils/best_args.py that --load_best_args gives the run (``extra``: its flags after
     --), sorted. KeyError (main.py would fail) when there is none."""
-    from models import get_all_models
     from utils.best_args import lookup
 
-    name = get_all_models()[model].best_args_name(extra)
-    return tuple(sorted(lookup(dataset, name, buffer).items()))
+    return tuple(sorted(lookup(dataset, entry_name(model, extra), buffer).items()))
 
 
 def plan(dataset: str, models: list[str], buffers: list[int], seeds: list[int], extra: list[str]) -> list[Run]:

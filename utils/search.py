@@ -15,7 +15,6 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -23,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from utils.grid import Run
+from utils.grid import Run, best_args_of, entry_name
 
 LR = (0.01, 0.03, 0.1)
 MINIBATCH = (10, 64)
@@ -307,23 +306,14 @@ def proposals(search: Search, table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def entry_name(model: str, extra: Sequence[str]) -> str:
-    """The name of the model's entries in utils/best_args.py for runs given the flags ``extra``."""
-    from models import get_all_models
-
-    return get_all_models()[model].best_args_name(extra)
-
-
 def holds(row, search: Search) -> str:
     """Whether utils/best_args.py holds the chosen values now."""
-    from utils.best_args import BEST_ARGS
-
-    dataset, name = search.dataset, entry_name(row["model"], search.extra)
     buffer = None if pd.isna(row["buffer_size"]) else int(row["buffer_size"])
-    held = BEST_ARGS.get(dataset, {}).get(name, {}).get(buffer)
-    if held is None:
+    try:
+        held = best_args_of(search.dataset, row["model"], buffer, search.extra)
+    except KeyError:
         return "no entry"
-    return "holds it" if held == entry_of(row, dataset) else "differs"
+    return "holds it" if held == tuple(sorted(entry_of(row, search.dataset).items())) else "differs"
 
 
 def report(search: Search, table: pd.DataFrame, command: str) -> str:
