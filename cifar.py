@@ -470,7 +470,7 @@ def run_search(args: argparse.Namespace, results: Path, invocation: str) -> int:
         pending = sum(search.is_pending(run, root) for run in [*first, *confirm])
         print(f"{len(first)} seed-0 runs and {len(confirm)} confirmation runs, {pending} of them to run")
         for model, buffer in spec.cells():
-            configs, space = len(spec.configs(model)), len(search.configurations(model))
+            configs, space = len(spec.configs(model)), len(search.configurations(model, spec.dataset))
             whole = " (the whole space, smaller than the budget)" if space < spec.budget else ""
             print(f"  {model}{'' if buffer is None else f' buffer {buffer}'}: {configs} of {space} configurations"
                   f"{whole}, the best {min(spec.top, configs)} "

@@ -47,6 +47,9 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
     parser.add_hyperparameter("lr", positive_float, "Learning rate.")
     parser.add_hyperparameter("batch_size", positive_int, "Stream batch size.")
     parser.add_hyperparameter("n_epochs", positive_int, "Epochs per task.")
+    parser.add_argument("--num_filters", type=positive_int, default=None,
+                        help="Base width of the ResNet-18 of the image datasets (default: the dataset's; 64, "
+                             "seq-cifar10-online 20).")
     parser.add_argument("--seed", type=seed_int, default=None, help="Random seed (unseeded when omitted).")
     parser.add_argument("--load_best_args", action="store_true",
                         help="Fill hyper-parameters not given on the command line from utils/best_args.py.")
@@ -93,6 +96,12 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
         parser.error(f"{model_cls.NAME} has no buffer: {' and '.join(buffer_flags)} "
                      f"{'apply' if len(buffer_flags) > 1 else 'applies'} to the replay models ({replay})")
     args = parser.parse_args(argv)
+    width = datasets[args.dataset].NUM_FILTERS
+    if width is None and args.num_filters is not None:
+        resnets = ", ".join(name for name, cls in datasets.items() if cls.NUM_FILTERS is not None)
+        parser.error(f"--num_filters sets the width of a ResNet-18; {args.dataset} trains an MLP "
+                     f"(ResNet-18 datasets: {resnets})")
+    args.num_filters = args.num_filters or width  # the width a run trains, in its CSV row and checkpoint
     buffer_size = getattr(args, "buffer_size", None)
     if getattr(model_cls, "BEST_ARGS_BY_BUFFER", False) and buffer_size is None:
         parser.error(f"--buffer_size is required for {args.model}"

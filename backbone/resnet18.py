@@ -27,19 +27,21 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """3x3 stem (no max-pool), [2, 2, 2, 2] BasicBlocks of widths 64-512, global average
-    pool, bias-free linear classifier."""
+    """3x3 stem (no max-pool), [2, 2, 2, 2] BasicBlocks of widths nf, 2nf, 4nf and 8nf (nf =
+    ``num_filters``: 64 in the DER/HCR code, 20 in GEM's reduced ResNet-18), global average pool,
+    bias-free linear classifier."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 3, num_filters: int = 64) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        layers, in_planes = [], 64
-        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        nf = num_filters
+        self.conv1 = nn.Conv2d(in_channels, nf, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(nf)
+        layers, in_planes = [], nf
+        for planes, stride in ((nf, 1), (2 * nf, 2), (4 * nf, 2), (8 * nf, 2)):
             layers.append(nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)))
             in_planes = planes
         self.layers = nn.Sequential(*layers)
-        self.classifier = nn.Linear(512, num_classes, bias=False)
+        self.classifier = nn.Linear(8 * nf, num_classes, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

@@ -93,8 +93,8 @@ class PILLoader:
 
 
 class ContinualDataset:
-    """Base class. Subclasses set NAME, N_TASKS, N_CLASSES_PER_TASK and implement ``load``,
-    ``get_backbone`` and, when they augment, the transforms.
+    """Base class. Subclasses set NAME, N_TASKS, N_CLASSES_PER_TASK (and NUM_FILTERS, when the backbone
+    is a ResNet-18) and implement ``load``, ``get_backbone`` and, when they augment, the transforms.
 
     SETTING "class-il": task t owns classes t * N_CLASSES_PER_TASK onwards, one head, accuracy is
     reported class-IL and task-IL. "domain-il": every task has every class, its inputs changed by
@@ -104,6 +104,7 @@ class ContinualDataset:
     SETTING = "class-il"
     N_TASKS: int
     N_CLASSES_PER_TASK: int
+    NUM_FILTERS: int | None = None  # the base width of the ResNet-18 backbone; None: not a ResNet-18
 
     def __init__(self, args: Namespace, device: torch.device) -> None:
         self.args, self.device = args, device
@@ -114,9 +115,14 @@ class ContinualDataset:
         """(train images uint8 N x C x H x W, train labels, test images, test labels)."""
         raise NotImplementedError
 
-    @staticmethod
-    def get_backbone() -> nn.Module:
+    def get_backbone(self) -> nn.Module:
+        """A freshly initialised network for the dataset."""
         raise NotImplementedError
+
+    def num_filters(self) -> int:
+        """The ResNet-18 width (``NUM_FILTERS``, or ``--num_filters`` where given) of a dataset whose
+        backbone is a ResNet-18."""
+        return getattr(self.args, "num_filters", None) or self.NUM_FILTERS
 
     def train_transform(self, images: torch.Tensor) -> torch.Tensor:
         """Batched train augmentation of [0, 1] images (also applied to buffer draws)."""

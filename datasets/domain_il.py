@@ -30,8 +30,7 @@ class DomainIncremental(ContinualDataset):
     def load(self) -> tuple[torch.Tensor, ...]:
         return load_idx_dataset(self.args, self.SOURCE)
 
-    @staticmethod
-    def get_backbone() -> nn.Module:
+    def get_backbone(self) -> nn.Module:
         return MLP(28 * 28, 10)
 
 

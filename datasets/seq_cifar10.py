@@ -12,6 +12,7 @@ from utils.errors import UserError
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615)
 BATCHES_DIR = "cifar-10-batches-py"
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
 def read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +46,7 @@ class SequentialCIFAR10(CropFlipImages):
     NAME = "seq-cifar10"
     N_TASKS = 5
     N_CLASSES_PER_TASK = 2
+    NUM_FILTERS = 64
 
     def load(self) -> tuple[torch.Tensor, ...]:
         root = Path(self.args.data_path) / "CIFAR10"
@@ -59,8 +61,7 @@ class SequentialCIFAR10(CropFlipImages):
         from torchvision.datasets import CIFAR10
 
         download("CIFAR-10", root, lambda: CIFAR10(str(root), train=True, download=True),
-                 f"put the official {BATCHES_DIR} folder in {root}/", self.args.offline)
+                 f"put the official {BATCHES_DIR} folder in {root}/ (unpack {URL} there)", self.args.offline)
 
-    @staticmethod
-    def get_backbone() -> nn.Module:
-        return ResNet18(num_classes=10)
+    def get_backbone(self) -> nn.Module:
+        return ResNet18(num_classes=10, num_filters=self.num_filters())

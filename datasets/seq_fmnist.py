@@ -16,6 +16,5 @@ class SequentialFMNIST(ContinualDataset):
     def load(self) -> tuple[torch.Tensor, ...]:
         return load_idx_dataset(self.args, "FashionMNIST")
 
-    @staticmethod
-    def get_backbone() -> nn.Module:
+    def get_backbone(self) -> nn.Module:
         return MLP(28 * 28, 10)

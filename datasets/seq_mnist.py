@@ -16,6 +16,5 @@ class SequentialMNIST(ContinualDataset):
     def load(self) -> tuple[torch.Tensor, ...]:
         return load_idx_dataset(self.args, "MNIST")
 
-    @staticmethod
-    def get_backbone() -> nn.Module:
+    def get_backbone(self) -> nn.Module:
         return MLP(28 * 28, 10)

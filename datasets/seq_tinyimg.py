@@ -120,6 +120,7 @@ class SequentialTinyImagenet(CropFlipImages):
     NAME = "seq-tinyimg"
     N_TASKS = 10
     N_CLASSES_PER_TASK = 20
+    NUM_FILTERS = 64
 
     def load(self) -> tuple[torch.Tensor, ...]:
         root = Path(self.args.data_path) / "TINYIMG"
@@ -129,6 +130,5 @@ class SequentialTinyImagenet(CropFlipImages):
                             f"(unzip {URL} in {root}/; it is not downloaded automatically)")
         return read_tiny_imagenet(folder)
 
-    @staticmethod
-    def get_backbone() -> nn.Module:
-        return ResNet18(num_classes=N_CLASSES)
+    def get_backbone(self) -> nn.Module:
+        return ResNet18(num_classes=N_CLASSES, num_filters=self.num_filters())

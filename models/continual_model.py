@@ -137,10 +137,14 @@ class ContinualModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def stream_loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The stream batch's term ``"ce"``: its cross-entropy."""
+        return self.loss(outputs, labels)
+
     def loss_terms(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The stream batch's outputs and the step's named, weighted loss terms."""
         outputs = self.net(inputs)
-        return outputs, {"ce": self.loss(outputs, labels)}
+        return outputs, {"ce": self.stream_loss(outputs, labels)}
 
     def remember(self, not_aug_inputs: torch.Tensor, labels: torch.Tensor, outputs: torch.Tensor) -> None:
         """Called after the update with the stream batch: what a model with a memory stores."""
@@ -208,7 +212,8 @@ class ReplayModel(ContinualModel):
         outputs, *replayed = self.forward_batches([inputs, *(d[0] for d in drawn)])
         draws = [Batch(d[0], o, **dict(zip(self.STORES, d[1:], strict=True)))
                  for d, o in zip(drawn, replayed, strict=True)]
-        return outputs, {"ce": self.loss(outputs, labels), **self.replay_terms(Batch(inputs, outputs, labels), draws)}
+        return outputs, {"ce": self.stream_loss(outputs, labels),
+                         **self.replay_terms(Batch(inputs, outputs, labels), draws)}
 
     def remember(self, not_aug_inputs: torch.Tensor, labels: torch.Tensor, outputs: torch.Tensor) -> None:
         stored = {"labels": labels, "logits": outputs}

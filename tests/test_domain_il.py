@@ -41,7 +41,7 @@ def test_domain_datasets_declare_the_der_protocol(name):
     cls = DATASETS[name]
     assert (cls.SETTING, cls.N_TASKS, cls.N_CLASSES_PER_TASK) == ("domain-il", 20, 10)
     assert issubclass(cls, Permuted if name.startswith("perm") else Rotated)
-    backbone = cls.get_backbone()
+    backbone = cls(_args(name), CPU).get_backbone()
     assert backbone(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert [m.out_features for m in backbone.modules() if isinstance(m, nn.Linear)] == [100, 100, 10]
 

@@ -462,10 +462,10 @@ def test_help_shows_defaults_and_where_the_model_arguments_are(capsys):
     (["--model", "er", "--dataset", "seq-fmnist", "--load_best_args"],
      "main.py: error: --buffer_size is required for er (its best arguments depend on it)"),
     (["--model", "sgd", "--dataset", "seq-fmnist", "--buffer_size", "200"],
-     "main.py: error: sgd has no buffer: --buffer_size applies to the replay models (der, derpp, er, hcr)"),
+     "main.py: error: sgd has no buffer: --buffer_size applies to the replay models (der, derpp, er, er_ace, hcr)"),
     (["--model", "joint", "--dataset", "seq-fmnist", "--buffer_size=200", "--minibatch_size", "5"],
      "main.py: error: joint has no buffer: --buffer_size and --minibatch_size apply to the replay models "
-     "(der, derpp, er, hcr)"),
+     "(der, derpp, er, er_ace, hcr)"),
     (["--model", "er", "--dataset", "seq-fmnist", "--buffer_size", "300", "--load_best_args"],
      "main.py: error: no best arguments for seq-fmnist/er with buffer 300; seq-fmnist/er has entries for buffer "
      "sizes 200, 500, 5120"),

@@ -86,10 +86,10 @@ def loaded(tiny) -> tuple[torch.Tensor, ...]:
 # --- the protocol and the backbone ------------------------------------------------------------
 
 
-def test_protocol_and_backbone():
+def test_protocol_and_backbone(tmp_path):
     cls = get_all_datasets()["seq-tinyimg"]
     assert (cls.NAME, cls.SETTING, cls.N_TASKS, cls.N_CLASSES_PER_TASK) == ("seq-tinyimg", "class-il", 10, 20)
-    net = cls.get_backbone().eval()
+    net = _dataset(tmp_path).get_backbone().eval()
     with torch.no_grad():
         assert net(torch.rand(2, 3, 64, 64)).shape == (2, 200)
 

@@ -34,7 +34,13 @@ SPACES: dict[str, dict[str, tuple]] = {
     "der": {"lr": LR, "minibatch_size": MINIBATCH, "alpha": (0.1, 0.2, 0.5, 1.0)},
     "derpp": {"lr": LR, "minibatch_size": MINIBATCH, "alpha": (0.1, 0.2, 0.5, 1.0), "beta": (0.5, 1.0)},
     "hcr": {"lr": LR, "minibatch_size": MINIBATCH, "alpha": (0.01, 0.1, 0.5), "beta": (0.5, 1.0, 2.0)},
+    "er_ace": {"lr": LR, "minibatch_size": MINIBATCH},
 }
+# Datasets whose protocol fixes more than the batch size and epochs of their sgd entry, and the learning
+# rates searched there: the online Split CIFAR-10 of the ER-ACE paper (batches and draws of 10, one pass;
+# lr from {0.1, 0.01, 0.001}).
+PROTOCOLS: dict[str, dict[str, int]] = {"seq-cifar10-online": {"batch_size": 10, "n_epochs": 1, "minibatch_size": 10}}
+LR_GRIDS: dict[str, tuple[float, ...]] = {"seq-cifar10-online": (0.001, 0.01, 0.1)}
 # Held fixed (docs/search_spaces.md): in the default faithful mode gamma changes
 # no update (the ICR term is a constant), so searching it would only rerun the same training.
 FIXED: dict[str, dict[str, float]] = {"hcr": {"sigmoid": 0.1, "gamma": 0.5}}
@@ -46,32 +52,51 @@ DIVERGED_MESSAGE = "main.py: error: non-finite loss"
 ATTEMPT = re.compile(r"^# \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", re.MULTILINE)  # execute_run's header of an attempt
 
 
-def configurations(model: str) -> list[dict]:
-    """Every configuration of the model's space, in the order of itertools.product."""
-    space = SPACES[model]
-    return [dict(zip(space, values, strict=True)) for values in itertools.product(*space.values())]
+def space(model: str, dataset: str | None = None) -> dict[str, tuple]:
+    """The model's space on ``dataset``: SPACES, less what the dataset's protocol fixes, with its lr grid."""
+    fixed = PROTOCOLS.get(dataset, {})
+    values = {k: v for k, v in SPACES[model].items() if k not in fixed}
+    if "lr" in values and dataset in LR_GRIDS:
+        values["lr"] = LR_GRIDS[dataset]
+    return values
 
 
-def sample(model: str, budget: int, seed: int = SAMPLE_SEED) -> list[dict]:
+def configurations(model: str, dataset: str | None = None) -> list[dict]:
+    """Every configuration of the model's space (on ``dataset``), in the order of itertools.product."""
+    values = space(model, dataset)
+    return [dict(zip(values, v, strict=True)) for v in itertools.product(*values.values())]
+
+
+def sample(model: str, budget: int, seed: int = SAMPLE_SEED, dataset: str | None = None) -> list[dict]:
     """The first ``budget`` configurations of the space shuffled by random.Random(seed): distinct,
     the whole space when it is smaller than the budget, and a larger budget keeps a smaller one's."""
-    configs = configurations(model)
+    configs = configurations(model, dataset)
     random.Random(seed).shuffle(configs)
     return configs[:budget]
 
 
 def protocol(dataset: str) -> dict:
-    """Batch size and epochs of the dataset's protocol: those of its sgd entry in utils/best_args.py."""
+    """Batch size and epochs of the dataset's protocol: PROTOCOLS' where it has them, else those of its
+    sgd entry in utils/best_args.py."""
     from utils.best_args import lookup
 
+    if dataset in PROTOCOLS:
+        return {k: PROTOCOLS[dataset][k] for k in ("batch_size", "n_epochs")}
     entry = lookup(dataset, "sgd", None)
     return {"batch_size": entry["batch_size"], "n_epochs": entry["n_epochs"]}
+
+
+def fixed_values(model: str, dataset: str) -> dict:
+    """What a search holds fixed for the model on the dataset: the values of its space that the
+    protocol fixes (the draw size of the online protocol), then FIXED."""
+    held = {k: v for k, v in PROTOCOLS.get(dataset, {}).items() if k in SPACES[model]}
+    return {**held, **FIXED.get(model, {})}
 
 
 def arguments(model: str, dataset: str, config: dict) -> dict:
     """Every hyper-parameter of a run of ``config``, in utils/best_args.py's order (lr, batch size,
     epochs, then the model's own): what its entry there would hold."""
-    values = {"lr": config["lr"], **protocol(dataset), **config, **FIXED.get(model, {})}
+    values = {"lr": config["lr"], **protocol(dataset), **config, **fixed_values(model, dataset)}
     return {k: int(v) if k in INT_VALUES else float(v) for k, v in values.items()}
 
 
@@ -147,7 +172,7 @@ class Search:
                 for buffer in (sorted(set(self.buffers)) if issubclass(classes[model], ReplayModel) else [None])]
 
     def configs(self, model: str) -> list[dict]:
-        return sample(model, self.budget, self.sample_seed)
+        return sample(model, self.budget, self.sample_seed, self.dataset)
 
     def run(self, model: str, buffer: int | None, config: dict, seed: int) -> SearchRun:
         """The run's key holds every flag (no best arguments: a search run gives all its values)."""
@@ -208,7 +233,7 @@ class Search:
                 cell.append(row)
             frame = pd.DataFrame(cell)
             frame["chosen"] = frame.index.isin(one_standard_error_choice(frame, len(SEEDS)).index)
-            frame["space_size"], frame["configurations_run"] = len(configurations(model)), len(configs)
+            frame["space_size"], frame["configurations_run"] = len(configurations(model, self.dataset)), len(configs)
             frame["configurations_confirmed"] = len(confirmed)
             rows.append(frame)
         table = pd.concat(rows, ignore_index=True)
@@ -279,7 +304,7 @@ def _config_cells(row, columns: list[str]) -> list:
 def entry_of(row, dataset: str) -> dict:
     """The utils/best_args.py entry of a chosen row (what --load_best_args would give its runs)."""
     model = row["model"]
-    config = {k: row[k] for k in SPACES[model]}
+    config = {k: row[k] for k in space(model, dataset)}
     return arguments(model, dataset, config)
 
 
@@ -319,21 +344,24 @@ def holds(row, search: Search) -> str:
 def report(search: Search, table: pd.DataFrame, command: str) -> str:
     """The Markdown report: protocol, budgets, choices, proposed entries, confirmation, seed-0 runs."""
     config = hyper_columns(table)
-    searched = [c for c in config if any(c in SPACES[m] for m in search.models)]
+    searched = [c for c in config if any(c in space(m, search.dataset) for m in search.models)]
     seeds = [f"seed {s}" for s in SEEDS]
     space_lines = "\n".join(
         f"- {model}: " + ", ".join(f"`{k}` in {{{', '.join(f'{v:g}' for v in values)}}}"
-                                   for k, values in SPACES[model].items())
-        + ("; fixed " + ", ".join(f"`{k}` {v:g}" for k, v in FIXED[model].items()) if model in FIXED else "")
+                                   for k, values in space(model, search.dataset).items())
+        + ("; fixed " + ", ".join(f"`{k}` {v:g}" for k, v in fixed.items())
+           if (fixed := fixed_values(model, search.dataset)) else "")
         for model in dict.fromkeys(search.models))
     proto = protocol(search.dataset)
+    source = ("`PROTOCOLS` of `utils/search.py`" if search.dataset in PROTOCOLS
+              else "those of its sgd entry in `utils/best_args.py`")
     header = f"""# Hyper-parameter search on {search.dataset} (validation split)
 
 Written by `{command}`; do not edit by hand.
 
 Every run passes `--validation` (a fixed 10% of each task's training data; the test split is never
 used) and gives all its values itself: the protocol of {search.dataset} (`batch_size` {proto['batch_size']},
-`n_epochs` {proto['n_epochs']}, those of its sgd entry in `utils/best_args.py`), the configuration and the fixed
+`n_epochs` {proto['n_epochs']}, {source}), the configuration and the fixed
 values. The spaces (docs/search_spaces.md says why):
 
 {space_lines}
