@@ -29,6 +29,10 @@ class ErAce(ReplayModel):
     COMPATIBILITY = ("class-il",)
     STORES = ("labels",)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.highest_seen = torch.tensor(-1, device=self.device)
+
     def begin_task(self, task: int) -> None:
         super().begin_task(task)
         # Every class of the earlier tasks has been seen (the official code's seen_so_far): the highest

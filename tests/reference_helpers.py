@@ -19,9 +19,9 @@ from main import parse_args
 from models import get_all_models
 
 CPU = torch.device("cpu")
-DRAWS = {"sgd": 0, "er": 1, "der": 1, "derpp": 2, "hcr": 4}
+DRAWS = {"sgd": 0, "er": 1, "er_ace": 1, "der": 1, "derpp": 2, "hcr": 4}
 # The fields each method stores, in the buffer's order (examples, labels, logits).
-STORED = {"er": ("examples", "labels"), "der": ("examples", "logits"),
+STORED = {"er": ("examples", "labels"), "er_ace": ("examples", "labels"), "der": ("examples", "logits"),
           "derpp": ("examples", "labels", "logits"), "hcr": ("examples", "labels", "logits")}
 MARGIN = 0.2  # semihard triplet margin
 KERNEL_GAMMA, KERNEL_ORDER = 2.0, 3  # Taylor-expanded Gaussian kernel of the correlation congruence
@@ -147,8 +147,17 @@ def reservoir(contents: list[torch.Tensor], num_seen: int, capacity: int, new: l
     return storage
 
 
+def kept_classes(labels: torch.Tensor, task: int, seen_before: tuple[int, ...], per_task: int,
+                 n_classes: int) -> list[int]:
+    """ER-ACE's stream classes: those in the batch, and every class from the highest one seen so far
+    (the earlier tasks' classes, the labels of this task's earlier batches, this batch) on."""
+    present = set(labels.tolist())
+    highest = max([task * per_task - 1, *seen_before, *present])
+    return sorted(present | set(range(highest, n_classes)))
+
+
 def reference_step(method: str, model, x: torch.Tensor, y: torch.Tensor, raw: torch.Tensor,
-                   variant: str | None = None) -> Step:
+                   variant: str | None = None, task: int = 0, seen_before: tuple[int, ...] = ()) -> Step:
     """One step of ``method`` computed from a copy of ``model``'s network and buffer contents.
 
     Variants (wrong steps): one_draw (all draws share the first draw's slots), swap_draws (draws used
@@ -156,8 +165,12 @@ def reference_step(method: str, model, x: torch.Tensor, y: torch.Tensor, raw: to
     store_augmented (the buffer gets the augmented inputs), logits_after (stored logits computed after
     the update), no_draw_transform (draws not augmented), separate_ce (ER: stream and buffer
     cross-entropies averaged separately and added), fuse (one forward pass despite BatchNorm),
+    no_mask (ER-ACE: the stream's ordinary cross-entropy), mask_replay (ER-ACE: the replayed batch's
+    cross-entropy masked like the stream's),
     kernel_gamma:<g> and kernel_order:<p> (another kernel in the correlation congruence), icr_attached
-    (the faithful ICR value keeps its gradient), icr_reversed_kl (KL(student || teacher) instead)."""
+    (the faithful ICR value keeps its gradient), icr_reversed_kl (KL(student || teacher) instead).
+    ER-ACE's stream classes depend on where the stream is: ``task`` and the labels of this task's
+    earlier batches (``seen_before``)."""
     args, dataset = model.args, model.dataset
     net = copy.deepcopy(model.net)
     buffer = model.buffer if method != "sgd" else None
@@ -198,6 +211,19 @@ def reference_step(method: str, model, x: torch.Tensor, y: torch.Tensor, raw: to
         else:
             terms["ce"] = F.cross_entropy(outs[0], target)
         stream_out = outs[0][:len(y)]
+    elif method == "er_ace":
+        stream_out = outs[0]
+        keep = kept_classes(y, task, seen_before, dataset.N_CLASSES_PER_TASK, stream_out.shape[1])
+        if variant == "no_mask":
+            keep = list(range(stream_out.shape[1]))
+        # the softmax over the kept columns only, the labels renumbered among them
+        terms["ce"] = F.cross_entropy(stream_out[:, keep], torch.tensor([keep.index(c) for c in y.tolist()]))
+        if draws:
+            replayed = outs[1]
+            if variant == "mask_replay":
+                dropped = [c for c in range(replayed.shape[1]) if c not in keep]
+                replayed = replayed.index_fill(1, torch.tensor(dropped, dtype=torch.long), -1e9)
+            terms["replay"] = F.cross_entropy(replayed, draws[0]["labels"])
     else:
         stream_out = outs[0]
         terms["ce"] = F.cross_entropy(stream_out, y)

@@ -15,6 +15,7 @@ HYPER = {"lr": 0.05, "batch_size": 8, "n_epochs": 1, "buffer_size": 50, "minibat
          "alpha": 0.3, "beta": 0.7, "sigmoid": 0.9, "gamma": 0.5}
 NAMES = {"sgd": ("lr", "batch_size", "n_epochs"),
          "er": ("lr", "batch_size", "n_epochs", "buffer_size", "minibatch_size"),
+         "er_ace": ("lr", "batch_size", "n_epochs", "buffer_size", "minibatch_size"),
          "der": ("lr", "batch_size", "n_epochs", "buffer_size", "minibatch_size", "alpha"),
          "derpp": ("lr", "batch_size", "n_epochs", "buffer_size", "minibatch_size", "alpha", "beta"),
          "hcr": tuple(HYPER)}
@@ -22,6 +23,7 @@ COMMON = ("no_update", "store_augmented", "stream_only")
 VARIANTS = {
     "sgd": ("no_update", "double:ce"),
     "er": (*COMMON, "separate_ce", "double:ce"),
+    "er_ace": (*COMMON, "no_mask", "mask_replay", "drop:replay", "double:replay", "double:ce"),
     "der": (*COMMON, "drop:ce", "drop:alpha", "double:alpha", "logits_after"),
     "derpp": (*COMMON, "one_draw", "swap_draws", "drop:ce", "drop:alpha", "drop:beta", "double:alpha",
               "double:beta", "logits_after"),
@@ -72,16 +74,17 @@ def distance(model_loss, model_state, model_buffer, expected: Step) -> float:
     return worst
 
 
-def check_step(method: str, model, x, y, raw, variants=()) -> Step:
+def check_step(method: str, model, x, y, raw, variants=(), **where) -> Step:
     """Run the reference (and the wrong variants) and the model from the same RNG state; the model
-    must match the reference, use the same random numbers, and be far from every variant."""
+    must match the reference, use the same random numbers, and be far from every variant. ``where``:
+    reference_step's task and seen_before."""
     state = torch.get_rng_state()
-    expected = reference_step(method, model, x, y, raw)
+    expected = reference_step(method, model, x, y, raw, **where)
     rng_after = torch.get_rng_state()
     wrong = {}
     for variant in variants:
         torch.set_rng_state(state)
-        wrong[variant] = reference_step(method, model, x, y, raw, variant)
+        wrong[variant] = reference_step(method, model, x, y, raw, variant, **where)
     torch.set_rng_state(state)
     loss = model.observe(x, y, raw)
     assert torch.equal(torch.get_rng_state(), rng_after), "the step made other random calls than the reference"
@@ -98,7 +101,7 @@ def check_step(method: str, model, x, y, raw, variants=()) -> Step:
     return expected
 
 
-@pytest.mark.parametrize("method,mode", [("sgd", None), ("er", None), ("der", None), ("derpp", None),
+@pytest.mark.parametrize("method,mode", [("sgd", None), ("er", None), ("er_ace", None), ("der", None), ("derpp", None),
                                          ("hcr", "faithful"), ("hcr", "gradient")])
 def test_step_matches_reference(method, mode):
     """Partly filled buffer (30 of 50 slots, draws of 10): parameters, reported loss and buffer after
@@ -123,14 +126,14 @@ def test_step_matches_reference(method, mode):
         assert expected.info["icr"] != 0
 
 
-@pytest.mark.parametrize("method", ["er", "der", "derpp", "hcr"])
+@pytest.mark.parametrize("method", ["er", "er_ace", "der", "derpp", "hcr"])
 def test_first_step_with_empty_buffer(method):
     """Empty buffer: cross-entropy on the stream only; the buffer then holds the raw batch."""
     torch.manual_seed(1)
     model = make_model(method, **hyper(method))
     x, y, raw = stream_batch(seed=2)
     check_step(method, model, x, y, raw, ("no_update", "store_augmented", "logits_after")
-               if method != "er" else ("no_update", "store_augmented"))
+               if method not in ("er", "er_ace") else ("no_update", "store_augmented"))
     assert torch.equal(model.buffer.get_all_data()[0], raw)
 
 
@@ -187,3 +190,37 @@ def test_faithful_icr_changes_only_the_reported_loss():
     _, grad_half = hcr_weights_after_steps(0.5, "gradient")
     assert all(torch.equal(a, b) for a, b in zip(weights_0, grad_0, strict=True))  # gamma 0: the modes agree
     assert not all(torch.equal(a, b) for a, b in zip(grad_0, grad_half, strict=True))
+
+
+def test_er_ace_masks_the_stream_by_what_was_seen():
+    """ER-ACE in task 4 of seq-fmnist (classes 6 and 7; 0-5 seen before), buffer of old classes 0-2:
+    a batch of class 6 alone keeps 6-9 (6 present, 7-9 unseen); the next batch, of class 7 alone, keeps
+    7-9 and masks 6 (seen in this task's first batch); a batch of 6 alone then keeps 6 and 7-9 (7, the
+    highest seen, stays); a batch of both keeps 6-9. The replayed
+    batch's cross-entropy is over every class. Far from the step without the mask, with the mask on the
+    replayed batch too, and without or with a doubled replay term."""
+    torch.manual_seed(9)
+    model = make_model("er_ace", **hyper("er_ace"))
+    fill_buffer(model, "er_ace", 30, seed=10)
+    model.begin_task(3)
+    seen: tuple[int, ...] = ()
+    for labels in ([6] * 8, [7] * 8, [6] * 8, [6, 7] * 4):
+        x, _, raw = stream_batch(seed=11 + len(seen))
+        y = torch.tensor(labels)
+        check_step("er_ace", model, x, y, raw, VARIANTS["er_ace"], task=3, seen_before=seen)
+        seen += tuple(labels)
+
+
+def test_er_ace_step_on_the_online_cifar_protocol(one_thread):
+    """seq-cifar10-online's reduced ResNet-18 (BatchNorm: the stream batch and the draw in separate
+    passes) without augmentation: the draw is only normalised, the buffer keeps the raw images."""
+    torch.manual_seed(12)
+    model = make_model("er_ace", "seq-cifar10-online", **hyper("er_ace", batch_size=4, minibatch_size=3,
+                                                                buffer_size=10))
+    fill_buffer(model, "er_ace", 6, seed=13, shape=(3, 32, 32))
+    model.begin_task(2)
+    g = torch.Generator().manual_seed(14)
+    raw = torch.rand(4, 3, 32, 32, generator=g)
+    x, y = model.dataset.train_transform(raw), torch.tensor([4, 5, 5, 4])
+    check_step("er_ace", model, x, y, raw, ("no_mask", "mask_replay", "store_augmented", "fuse"), task=2)
+    assert torch.equal(model.buffer.get_all_data()[0][6:], raw)

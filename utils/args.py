@@ -10,7 +10,7 @@ def _number(cast: type, test, what: str):
         try:
             value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
         if not test(value):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
         return value
