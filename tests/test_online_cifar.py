@@ -162,6 +162,7 @@ def test_interrupted_online_run_resumes_bit_for_bit(cifar10_path, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed at task 3 of 5" in resumed.stderr
     assert _rows(stopped) == _rows(full) and len(_rows(full)) == 1
-    nets = [torch.load(next(folder.glob("checkpoints/**/task5.pt")), weights_only=True)["net"] for folder in (full, stopped)]
+    nets = [torch.load(next(folder.glob("checkpoints/**/task5.pt")), weights_only=True)["net"]
+            for folder in (full, stopped)]
     assert all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
     shutil.rmtree(tmp_path)
