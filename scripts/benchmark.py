@@ -168,12 +168,13 @@ class ReleasedHcr:
         self.add(raw, y.cpu(), outputs.detach().cpu())
 
 
-def floor_step_fn(dataset: ContinualDataset, shape: torch.Size):
-    """(c): five forward passes with cross-entropy, one backward, one SGD step; data already on device."""
+def floor_step_fn(dataset: ContinualDataset, shape: torch.Size, sizes: list[int] | None = None):
+    """(c): a forward pass with cross-entropy per batch of ``sizes`` (default: the stream batch and the
+    four draws), one backward, one SGD step; data already on device."""
     args, device = dataset.args, dataset.device
     net = build_network(dataset.get_backbone(), args, device).train()
     opt = PlainSGD(net.parameters(), lr=args.lr)  # the update of (b)
-    sizes = [args.batch_size] + 4 * [args.minibatch_size]  # the stream batch and the four draws
+    sizes = sizes or [args.batch_size] + 4 * [args.minibatch_size]  # the stream batch and the four draws
     # Through the train transform once (not timed), so the passes see the memory layout of (b): the
     # augmentation's gather leaves images channels-last, and convolution kernels depend on the layout.
     xs = [dataset.train_transform(torch.rand(n, *shape, device=device)) for n in sizes]
@@ -244,6 +245,75 @@ def bench_epochs(net: str, opts: argparse.Namespace) -> dict[str, float]:
     return {"steps": steps, **{k: statistics.median(v) for k, v in times.items()}}
 
 
+# The online Split CIFAR-10 protocol (seq-cifar10-online): batches and draws of 10, one pass over 5 tasks
+# of 10000 images (1000 steps each), a full buffer of 500. Evaluations see 48000 test images in a run:
+# all 5 tasks before training (10000), the seen tasks after each (2000 + 4000 + ... + 10000 = 30000)
+# and the next task before each (4 x 2000).
+ONLINE_STEPS, ONLINE_EVAL_IMAGES = 5000, 48000
+ONLINE_HYPER = {"sgd": {}, "er": {}, "er_ace": {}, "derpp": {"alpha": 0.1, "beta": 0.5},
+                "hcr": {"alpha": 0.1, "beta": 0.5, "sigmoid": 0.1, "gamma": 0.5}}
+ONLINE_PASSES = {"sgd": [10], "er": [20], "er_ace": [10, 10], "derpp": [10] * 3, "hcr": [10] * 5}  # floor's batches
+LAYOUTS = {"default": [], "channels_last": ["--channels_last"]}
+
+
+def online_args(model: str, flags: list[str]) -> argparse.Namespace:
+    hyper = {"lr": 0.01, "batch_size": 10, "n_epochs": 1, **ONLINE_HYPER[model]}
+    if model != "sgd":
+        hyper.update(buffer_size=BUFFER, minibatch_size=10)
+    argv = ["--model", model, "--dataset", "seq-cifar10-online", "--device", "cpu", "--offline", *flags]
+    return main.parse_args(argv + [str(x) for k, v in hyper.items() for x in (f"--{k}", v)],
+                           get_all_models(), get_all_datasets())
+
+
+def bench_online(opts: argparse.Namespace) -> None:
+    """Per model and memory layout, interleaved: the step with a full buffer, its floor (ONLINE_PASSES
+    forward passes with cross-entropy, one backward, one SGD step), evaluation per 1000 images, and the
+    run they add up to (ONLINE_STEPS steps and ONLINE_EVAL_IMAGES evaluated images)."""
+    from utils.training import evaluate
+
+    data = fake_data("resnet18", opts.epoch_examples)
+    images, labels = data[:2]
+    index = torch.arange(BUFFER) % len(labels)
+    fill, fill_y, fill_z = images[index].float() / 255, labels[index], torch.randn(BUFFER, 10)
+    step_fns, eval_fns = {}, {}
+    for layout, flags in LAYOUTS.items():
+        for model_name in opts.online_models:
+            model = build(online_args(model_name, flags), data).model
+            model.net.train()
+            model.begin_task(0)
+            if model_name != "sgd":
+                model.buffer.add_data(fill, **{k: v for k, v in (("labels", fill_y), ("logits", fill_z))
+                                               if k in model.STORES})
+            loader = model.dataset.train_loader([0])
+            batches = (batch for _ in itertools.count() for batch in loader)
+            step_fns[model_name, layout] = (lambda m=model, b=batches: m.observe(*next(b)))
+            step_fns[model_name + " floor", layout] = floor_step_fn(model.dataset, images.shape[1:],
+                                                                    ONLINE_PASSES[model_name])
+        test = [(0, model.dataset.test_loader(0))]  # TEST_EXAMPLES images of classes 0 and 1
+        eval_fns[layout] = (lambda m=model, t=test: evaluate(m, m.dataset, t))
+    for fn in [*step_fns.values(), *eval_fns.values()]:
+        timed(fn, opts.warmup, torch.device("cpu"))
+    steps = {k: [] for k in step_fns}
+    evals = {k: [] for k in eval_fns}
+    for _ in range(opts.repeats):
+        for key, fn in step_fns.items():
+            steps[key].append(1000 * timed(fn, opts.online_steps, torch.device("cpu")) / opts.online_steps)
+        for key, fn in eval_fns.items():
+            evals[key].append(timed(fn, 1, torch.device("cpu")) * 1000 / (TEST_EXAMPLES // 2))
+    step = {k: statistics.median(v) for k, v in steps.items()}
+    per_1000 = {k: statistics.median(v) for k, v in evals.items()}
+    print("| model | layout | step ms | floor ms | step / floor | evaluation s per 1000 images | run minutes |")
+    print("|---|---|---|---|---|---|---|")
+    for model_name in opts.online_models:
+        for layout in LAYOUTS:
+            ms, floor = step[model_name, layout], step[model_name + " floor", layout]
+            run_s = ONLINE_STEPS * ms / 1000 + ONLINE_EVAL_IMAGES / 1000 * per_1000[layout]
+            print(f"| {model_name} | {layout} | {ms:.1f} | {floor:.1f} | {ms / floor:.2f} | {per_1000[layout]:.2f} "
+                  f"| {run_s / 60:.1f} |")
+    print(f"\nseq-cifar10-online shapes (batch and draws of 10, reduced ResNet-18, no augmentation), buffer "
+          f"{BUFFER} full; run minutes = {ONLINE_STEPS} steps + {ONLINE_EVAL_IMAGES} evaluated images (test split).")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -257,6 +327,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--amp", action="store_true", help="main.py's --amp, for the network of (a), (b), (c).")
     parser.add_argument("--channels_last", action="store_true", help="main.py's --channels_last, likewise.")
     parser.add_argument("--fuse_forward", action="store_true", help="main.py's --fuse_forward: (b) and epochs only.")
+    parser.add_argument("--online", action="store_true",
+                        help="Instead: the seq-cifar10-online step of --online_models per memory layout, its "
+                             "floor, evaluation, and the whole run they add up to.")
+    parser.add_argument("--online_models", nargs="+", choices=list(ONLINE_HYPER), default=list(ONLINE_HYPER))
+    parser.add_argument("--online_steps", type=int, default=10, help="Timed steps per block with --online.")
     opts = parser.parse_args(argv)
     if min(opts.threads, opts.repeats, opts.steps or 1) < 1 or opts.warmup < 0:
         parser.error("--threads, --repeats and --steps must be positive, --warmup non-negative")
@@ -280,6 +355,10 @@ def run(argv: list[str] | None = None) -> None:
     name = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or platform.machine()} CPU"
     print(f"device: {device} ({name}) | torch {torch.__version__} | threads {torch.get_num_threads()} "
           f"| cpu_count {os.cpu_count()} | load avg {os.getloadavg()[0]:.1f} | python {platform.python_version()}")
+    if opts.online:
+        print(f"warm-up {opts.warmup} | repeats {opts.repeats} (median) of {opts.online_steps} steps\n")
+        bench_online(opts)
+        return
     flags = [f for f in ("amp", "channels_last", "fuse_forward") if getattr(opts, f)] or ["none"]
     print(f"steps {opts.steps} | warm-up {opts.warmup} | repeats {opts.repeats} (median) | buffer {BUFFER} "
           f"| flags {' '.join(flags)}\n")
