@@ -43,6 +43,7 @@ from utils.errors import UserError
 from utils.grid import PAPER_MODELS, Run, entry_name, plan
 from utils.grid_table import datasets_in, summarize
 from utils.loggers import check_writable
+from utils.status import plural
 
 REPO = Path(__file__).resolve().parent
 MAIN = REPO / "main.py"
@@ -414,10 +415,11 @@ def main(argv: list[str] | None = None) -> int:
         for run in runs:
             done = "  # done" if is_done(run, results) else ""
             print(shlex.join(command(run, results)) + done)
-        print(f"{len(runs)} runs, {sum(is_done(r, results) for r in runs)} of them finished")
+        print(f"{plural(len(runs), 'run')}, {sum(is_done(r, results) for r in runs)} of them finished")
         return 0
     todo = [run for run in runs if not is_done(run, results)]
-    print(f"{len(runs)} runs: {len(runs) - len(todo)} finished before (skipped), {len(todo)} to run", flush=True)
+    print(f"{plural(len(runs), 'run')}: {len(runs) - len(todo)} finished before (skipped), {len(todo)} to run",
+          flush=True)
     outcomes = launch(todo, results, args)
     if outcomes is None:
         return 130
@@ -468,7 +470,8 @@ def run_search(args: argparse.Namespace, results: Path, invocation: str) -> int:
                 "  # done" if is_done(run, root) else "  # diverged")
             print(shlex.join(command(run, root)) + mark)
         pending = sum(search.is_pending(run, root) for run in [*first, *confirm])
-        print(f"{len(first)} seed-0 runs and {len(confirm)} confirmation runs, {pending} of them to run")
+        print(f"{plural(len(first), 'seed-0 run')} and {plural(len(confirm), 'confirmation run')}, "
+              f"{pending} of them to run")
         for model, buffer in spec.cells():
             configs, space = len(spec.configs(model)), len(search.configurations(model, spec.dataset))
             whole = " (the whole space, smaller than the budget)" if space < spec.budget else ""
@@ -480,7 +483,7 @@ def run_search(args: argparse.Namespace, results: Path, invocation: str) -> int:
     for stage in ("seed-0", "confirmation"):
         runs = spec.seed0_runs() if stage == "seed-0" else spec.confirmation_runs(root)[0]
         todo = [run for run in runs if search.is_pending(run, root)]
-        print(f"search, {stage} stage: {len(runs)} runs: {len(runs) - len(todo)} finished or diverged before "
+        print(f"search, {stage} stage: {plural(len(runs), 'run')}: {len(runs) - len(todo)} finished or diverged before "
               f"(skipped), {len(todo)} to run", flush=True)
         outcomes = launch(todo, root, args)
         if outcomes is None:

@@ -1,6 +1,7 @@
 """Run one continual-learning experiment: python main.py --model MODEL --dataset DATASET ..."""
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -186,7 +187,20 @@ def report_where(args: argparse.Namespace, tb: TensorBoardLogger | None, checkpo
         print(f"checkpoint: {checkpoint}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> None:
+def continue_command(argv: list[str]) -> str:
+    """The command that continues this run: its own arguments with ``--resume auto``."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--resume":
+            skip = True
+        elif not token.startswith("--resume="):
+            kept.append(token)
+    return shlex.join(["python", "main.py", *kept, "--resume", "auto"])
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> None:
     dataset_cls = get_all_datasets()[args.dataset]
     setting = dataset_cls.SETTING
     resume_path, resume = find_resume(args, setting)
@@ -195,7 +209,8 @@ def run(args: argparse.Namespace) -> None:
         report_where(args, None, resume_path)
         return
     experiment = build(args)
-    saving = args.csv_log or args.tensorboard  # checkpoints go with the results
+    # checkpoints go with the results, and wherever a resume was asked for (else it would resume nothing)
+    saving = args.csv_log or args.tensorboard or args.resume is not None
     if saving:
         check_writable(args.results_path)
     model = experiment.model
@@ -207,6 +222,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"{args.model} on {experiment.dataset} | device {experiment.device} | "
           + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())), file=sys.stderr, flush=True)
     checkpoints = CheckpointWriter(checkpoint_dir(args, setting), args.keep_checkpoints, resume_path)
+    if saving:
+        print(f"main.py: checkpoints go to {checkpoints.folder}; an interrupted run continues with "
+              f"--resume auto", file=sys.stderr)
     tb = open_tensorboard(args, setting, resume)
 
     def save(progress: Progress) -> None:
@@ -218,8 +236,8 @@ def run(args: argparse.Namespace) -> None:
     except Interrupted:
         # The newest task-boundary checkpoint is the state to resume from: the interrupted
         # task restarts from its beginning and ends exactly as it would have.
-        where = (f"resume with --resume auto (or --resume {checkpoints.newest})" if checkpoints.newest
-                 else "no checkpoint (written only with --csv_log or --tensorboard)")
+        where = (f"continue with: {continue_command(argv)}" if checkpoints.newest
+                 else "no checkpoint (written only with --resume, --csv_log or --tensorboard)")
         print(f"main.py: interrupted: {where}", file=sys.stderr)
         raise
     finally:
@@ -232,9 +250,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv, get_all_models(), get_all_datasets())
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv, get_all_models(), get_all_datasets())
     try:
-        run(args)
+        run(args, argv)
     except UserError as e:
         print(f"main.py: error: {e}", file=sys.stderr)
         return 2

@@ -57,7 +57,7 @@ def _dry_run_line(results, *extra) -> str:
     with contextlib.redirect_stdout(out):
         assert cifar.main(argv) == 0
     [line, summary] = out.getvalue().splitlines()
-    assert summary == "1 runs, 0 of them finished"
+    assert summary == "1 run, 0 of them finished"
     return line
 
 

@@ -430,7 +430,7 @@ def test_e2e_end_of_run_says_where_things_went_and_how_long_it_took(e2e):
     out = e2e["sgd"][1]
     took = re.findall(r"^    task (\d) took \d+:\d\d:\d\d; the run so far \d+:\d\d:\d\d$", out, re.M)
     assert took == ["1", "2", "3", "4", "5"]
-    assert all(re.search(r"left in the task, \d+:\d\d:\d\d in the run$", line)
+    assert all(re.search(r"left in the task, \d+:\d\d:\d\d left in the run$", line)
                for line in lines if line.startswith("[task"))
 
 
@@ -471,6 +471,12 @@ def test_help_shows_defaults_and_where_the_model_arguments_are(capsys):
      "sizes 200, 500, 5120"),
     (["--model", "sgd", "--dataset", "seq-fmnist", "--lr", "0"],
      "main.py: error: argument --lr: must be positive and finite, got 0"),
+    (["--model", "sgd", "--dataset", "seq-fmnist", "--lr", "fast"],
+     "main.py: error: argument --lr: 'fast' is not a number"),
+    (["--model", "er", "--dataset", "seq-fmnist", "--buffer_size", "1.5"],
+     "main.py: error: argument --buffer_size: '1.5' is not an integer"),
+    (["--model", "sgd", "--dataset", "seq-fmnist", "--lr", "0.1", "--seed", "abc"],
+     "main.py: error: argument --seed: 'abc' is not an integer"),
 ])
 def test_messages_say_what_is_wrong_at_once(capsys, monkeypatch, argv, message):
     monkeypatch.setattr(sys, "argv", ["main.py"])

@@ -3,6 +3,7 @@ result writes, and bad input (one line, exit status 2, nothing written)."""
 import csv
 import multiprocessing
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -142,7 +143,12 @@ def test_signal_mid_task_exits_128_plus_signal_and_keeps_the_last_checkpoint(run
     rc, _, err, results = runs[name]
     assert rc == 128 + signum, err[-2000:]  # 143, 130
     lines = [line for line in err.splitlines() if line.startswith("main.py")]
-    assert lines == [f"main.py: interrupted: resume with --resume auto (or --resume {_ckpt(results, task - 1)})"]
+    argv = _argv(results.parent / "data", results)
+    assert lines == [f"main.py: checkpoints go to {_ckpt(results, task - 1).parent}; an interrupted run continues with "
+                     "--resume auto",
+                     "main.py: interrupted: continue with: " + shlex.join(["python", "main.py", *argv, "--resume",
+                                                                           "auto"])]
+    assert _ckpt(results, task - 1).exists()
     assert "Traceback" not in err
     assert not (results / CSV).exists()  # a row is written only when a run completes
     assert not list(results.glob(CKPT_GLOB.format(task)))
@@ -178,6 +184,23 @@ def test_resume_auto_without_checkpoint_starts_the_run(runs):
     assert f"main.py: --resume auto: no checkpoint in {results}/checkpoints/" in err
     assert "starting from the beginning" in err
     assert _row(results) == _row(runs["full"][3])
+
+
+def test_resume_alone_checkpoints_and_resumes(runs, tmp_path):
+    """--resume auto without --csv_log or --tensorboard still checkpoints: a run stopped inside task 2
+    says how to continue, and continuing it prints the accuracies of the uninterrupted run."""
+    argv = [a for a in _argv(runs["full"][3].parent / "data", tmp_path) if a not in ("--csv_log", "--tensorboard")]
+    rc, _, err = _finish(_start([*argv, "--resume", "auto"], SIGNAL_AT_STEP.format(signal="SIGTERM",
+                                                                                   step=STEPS_PER_TASK + 5)))
+    assert rc == 128 + signal.SIGTERM, err[-2000:]
+    assert err.splitlines()[-1] == ("main.py: interrupted: continue with: "
+                                    + shlex.join(["python", "main.py", *argv, "--resume", "auto"]))
+    assert _ckpt(tmp_path, 1).exists()
+    rc, out, err = _finish(_start([*argv, "--resume", "auto"]))
+    assert rc == 0, err[-2000:]
+    assert "resumed at task 2 of 5" in err
+    _, full_out, _ = _finish(_start(argv))  # the same run, uninterrupted, without --resume
+    assert out.splitlines()[-12:] == full_out.splitlines()[-12:]  # accuracy matrices, BWT, FWT, forgetting
 
 
 def test_resume_auto_of_a_finished_run_writes_nothing(runs):
@@ -495,7 +518,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(runs, tmp_path):
     results = tmp_path / "results"
     rc, _, err = _finish(_start(_argv(data, results), DISK_FULL_AT_SAVE.format(call=4)))
     assert rc == 1, err[-2000:]
-    [line] = [x for x in err.splitlines() if x.startswith("main.py:")]
+    [line] = [x for x in err.splitlines() if x.startswith("main.py: error")]
     folder = _ckpt(results, 2).parent
     assert line == (f"main.py: error: could not write checkpoint {folder / 'task3.pt'} (No space left on device); "
                     f"the previous one is intact: {folder / 'task2.pt'}")

@@ -7,6 +7,11 @@ import torch
 REFRESH_SECONDS = 0.5
 
 
+def plural(count: int, noun: str) -> str:
+    """"1 run", "2 runs": the count and the noun, which agree."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def clock_text(seconds: float) -> str:
     """H:MM:SS."""
     seconds = max(0, int(round(seconds)))
@@ -63,4 +68,4 @@ class ProgressBar:
         task_left = (time.monotonic() - self.start) / max(1, self.done) * (self.total_steps - self.done)
         return (f"[{self.label}] epoch {self.epoch + 1}/{self.n_epochs} | loss {mean_loss:.5f} | "
                 f"step {self.done}/{self.total_steps} | {clock_text(task_left)} left in the task, "
-                f"{clock_text(self.run.left())} in the run")
+                f"{clock_text(self.run.left())} left in the run")
