@@ -171,9 +171,10 @@ def write_rows(args: argparse.Namespace, progress: Progress, device: torch.devic
            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_seconds": round(progress.elapsed, 1),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": code_version()}
     history = progress.history
+    losses = history.losses[-1] if history.losses else (float("nan"), float("nan"))
     for setting, path in zip(history.results, result_paths(args), strict=True):
         row = result_row(history.mean_accs(setting), history.results[setting], history.random_results[setting],
-                         vars(args), run)
+                         vars(args), run, losses)
         append_row(path, row, unique="run_id")
 
 

@@ -78,6 +78,15 @@ class Batch(NamedTuple):
     logits: torch.Tensor | None = None
 
 
+class StepLoss(NamedTuple):
+    """A step's loss, detached: ``trained``, the sum of the terms the update follows (those with a
+    gradient), and ``released``, the value the released code reports, which also counts the terms
+    without one (hcr's faithful ICR constant); the two differ only there."""
+
+    trained: torch.Tensor
+    released: torch.Tensor
+
+
 def sum_terms(terms: dict[str, torch.Tensor]) -> torch.Tensor:
     """The loss: the (already weighted) terms added left to right in their order."""
     values = iter(terms.values())
@@ -149,8 +158,8 @@ class ContinualModel(nn.Module):
     def remember(self, not_aug_inputs: torch.Tensor, labels: torch.Tensor, outputs: torch.Tensor) -> None:
         """Called after the update with the stream batch: what a model with a memory stores."""
 
-    def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> torch.Tensor:
-        """One training step on a stream batch; returns the detached loss value."""
+    def observe(self, inputs: torch.Tensor, labels: torch.Tensor, not_aug_inputs: torch.Tensor) -> StepLoss:
+        """One training step on a stream batch; returns its loss values."""
         outputs, terms = self.loss_terms(inputs, labels)
         loss = sum_terms(terms)
         self.guard.step(loss, terms)
@@ -158,7 +167,8 @@ class ContinualModel(nn.Module):
         loss.backward()
         self.opt.step()
         self.remember(not_aug_inputs, labels, outputs.detach())
-        return loss.detach()
+        trained = sum_terms({name: term for name, term in terms.items() if term.requires_grad})
+        return StepLoss(trained.detach(), loss.detach())
 
     def begin_task(self, task: int) -> None:
         """Called before the first batch of ``task``."""

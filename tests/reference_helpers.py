@@ -250,6 +250,9 @@ def reference_step(method: str, model, x: torch.Tensor, y: torch.Tensor, raw: to
     if variant and variant.startswith("double:"):
         terms[variant[7:]] = 2 * terms[variant[7:]]
     loss = sum(terms.values())
+    # what the update follows: all but the faithful ICR value, a constant (the released code's .item())
+    faithful_icr = terms.get("gamma", 0.0) if method == "hcr" and args.icr_mode == "faithful" else 0.0
+    info["trained"] = (loss - faithful_icr).detach()
 
     params = [p for p in net.parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, params)

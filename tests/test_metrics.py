@@ -107,9 +107,10 @@ def test_result_row_columns_and_values():
     args = {"lr": 0.1, "seed": 3, "model": "sgd", "csv_log": True, "data_path": "x", "results_path": "y",
             "tensorboard": False, "load_best_args": False, "num_workers": 2, "offline": True, "device": "auto"}
     run = {"run_id": "abc", "device": "cpu"}
-    row = result_row([50.0, 62.5, 190.0 / 3, 56.25], copy.deepcopy(R4), list(B4), args, run)
+    row = result_row([50.0, 62.5, 190.0 / 3, 56.25], copy.deepcopy(R4), list(B4), args, run, (0.5, 240.5))
     assert list(row) == ["task1", "task2", "task3", "task4", "forward_transfer", "backward_transfer",
-                         "forgetting", "run_id", "device", "lr", "seed", "model"]
+                         "forgetting", "loss", "released_loss", "run_id", "device", "lr", "seed", "model"]
+    assert (row["loss"], row["released_loss"]) == (0.5, 240.5)
     assert row["device"] == "cpu"  # the device the run used, not the argument "auto"
     assert row["task3"] == pytest.approx(190.0 / 3)
     assert row["forward_transfer"] == pytest.approx(31.0)

@@ -31,14 +31,16 @@ def csv_path(results_path: str, setting: str, dataset: str, model: str) -> Path:
 
 
 def result_row(mean_accs: list[float], results: list[list[float]], random_results: list[float],
-               args: dict, run: dict) -> dict:
+               args: dict, run: dict, losses: tuple[float, float] = (float("nan"), float("nan"))) -> dict:
     """task1..taskT (mean accuracy after each task), forward_transfer, backward_transfer,
-    forgetting, then what says which run it is (``run``: its id, device, time, versions), then the
-    run's arguments."""
+    forgetting, the last epoch's mean ``loss`` (the one the update follows) and ``released_loss`` (the
+    released code's reported value), then what says which run it is (``run``: its id, device, time,
+    versions), then the run's arguments."""
     row = {f"task{t + 1}": acc for t, acc in enumerate(mean_accs)}
     row["forward_transfer"] = forward_transfer(results, random_results)
     row["backward_transfer"] = backward_transfer(results)
     row["forgetting"] = forgetting(results)
+    row["loss"], row["released_loss"] = losses
     row.update(run)
     row.update((k, v) for k, v in args.items() if k not in NOT_LOGGED and k not in run)  # e.g. device: the real one
     return row
@@ -142,8 +144,10 @@ class TensorBoardLogger:
                 self.pending.append((f"{setting}/acc_task{i + 1:02d}", acc, step))
             self.pending.append((f"{setting}/acc_mean", sum(values) / len(values), step))
 
-    def log_loss(self, loss: float, step: int) -> None:
-        self.pending.append(("loss", loss, step))
+    def log_loss(self, trained: float, released: float, step: int) -> None:
+        """An epoch's mean losses: ``loss``, the one the update follows, and ``released_loss``, the
+        released code's reported value (hcr's faithful ICR constant included)."""
+        self.pending += [("loss", trained, step), ("released_loss", released, step)]
 
     def commit(self) -> None:
         """Write the points logged since the last commit to disk."""

@@ -40,28 +40,33 @@ class ProgressBar:
         self.run = run or RunClock(self.total_steps)
         self.done, self.epoch = 0, 0
         self.start = self.last_draw = time.monotonic()
-        self.loss_sum: torch.Tensor | float = 0.0
+        self.loss_sum: torch.Tensor | float = 0.0  # of the trained loss
+        self.released_sum: torch.Tensor | float = 0.0  # of the released code's reported value
         self.loss_count = 0
         self.interactive = sys.stderr.isatty()
 
-    def step(self, epoch: int, loss: torch.Tensor) -> None:
+    def step(self, epoch: int, loss: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Count a step and its (trained, released) loss (a ``StepLoss``)."""
         self.epoch = epoch
         self.done += 1
         self.run.done += 1
-        self.loss_sum = self.loss_sum + loss
+        self.loss_sum = self.loss_sum + loss[0]
+        self.released_sum = self.released_sum + loss[1]
         self.loss_count += 1
         now = time.monotonic()
         if self.interactive and now - self.last_draw >= REFRESH_SECONDS:
             self.last_draw = now
             print("\r" + self._line(), end="", file=sys.stderr, flush=True)
 
-    def end_epoch(self) -> float:
-        """Print the epoch's line and return its mean loss (NaN for an epoch without steps)."""
+    def end_epoch(self) -> tuple[float, float]:
+        """Print the epoch's line and return its mean trained and released losses (NaN for an epoch
+        without steps)."""
         line = self._line()
         print(("\r" if self.interactive else "") + line, file=sys.stderr, flush=True)
-        mean_loss = float(self.loss_sum) / self.loss_count if self.loss_count else float("nan")
-        self.loss_sum, self.loss_count = 0.0, 0
-        return mean_loss
+        means = tuple(float(total) / self.loss_count if self.loss_count else float("nan")
+                      for total in (self.loss_sum, self.released_sum))
+        self.loss_sum, self.released_sum, self.loss_count = 0.0, 0.0, 0
+        return means
 
     def _line(self) -> str:
         mean_loss = float(self.loss_sum) / max(1, self.loss_count)

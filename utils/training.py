@@ -23,6 +23,8 @@ class History:
 
     results: dict[str, list[list[float]]] = field(default_factory=lambda: {"class-il": [], "task-il": []})
     random_results: dict[str, list[float]] = field(default_factory=dict)
+    # per epoch of the run: [mean trained loss, mean released loss] (models/continual_model.StepLoss)
+    losses: list[list[float]] = field(default_factory=list)
 
     def mean_accs(self, setting: str) -> list[float]:
         return [float(np.mean(row[: t + 1])) for t, row in enumerate(self.results[setting])]
@@ -100,9 +102,10 @@ def train(model: ContinualModel, dataset: ContinualDataset, tb: TensorBoardLogge
                 check_interrupt()
                 bar.step(epoch, model.observe(inputs, labels, not_aug_inputs))
             model.guard.check()  # where the guard defers its checks (GPU), an epoch is the most lost
-            loss = bar.end_epoch()
+            trained, released = bar.end_epoch()
+            history.losses.append([trained, released])
             if tb is not None:
-                tb.log_loss(loss, task * args.n_epochs + epoch + 1)
+                tb.log_loss(trained, released, task * args.n_epochs + epoch + 1)
 
     for task in remaining:
         check_interrupt()
