@@ -395,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, runs = parse_args(argv)
     results = Path(args.results).resolve()
+    if args.summarize and not results.is_dir():  # nothing to tabulate, and nothing to create
+        print(f"cifar.py: error: results folder {results} does not exist", file=sys.stderr)
+        return 2
     if not args.dry_run:
         try:
             check_writable(results)
@@ -405,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         datasets = [args.dataset] if args.dataset else datasets_in(results)
         texts = [text for text in (summarize(results, dataset, args.figures) for dataset in datasets) if text]
         which = f"{args.dataset} " if args.dataset else ""
-        print("\n".join(texts) if texts else f"no finished {which}runs in {results / 'runs'}")
+        print("\n".join(texts) if texts else f"no finished {which}runs in {results} (neither grid runs in "
+              f"{results / 'runs'} nor rows that main.py --csv_log wrote there)")
         if texts and args.report:
             write_report(args.report, texts, "python cifar.py " + shlex.join(argv))
         return 0 if texts else 1

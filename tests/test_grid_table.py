@@ -93,10 +93,55 @@ def test_summarize_without_dataset_tabulates_every_dataset(tmp_path):
     assert code == 0 and "### seq-fmnist:" in out and "seq-cifar10" not in out
 
     empty = tmp_path / "empty"
-    for argv, message in (([], f"no finished runs in {empty / 'runs'}"),
-                          (["--dataset", "seq-fmnist"], f"no finished seq-fmnist runs in {empty / 'runs'}")):
+    empty.mkdir()
+    where = f"in {empty} (neither grid runs in {empty / 'runs'} nor rows that main.py --csv_log wrote there)"
+    for argv, message in (([], f"no finished runs {where}"), (["--dataset", "seq-fmnist"],
+                                                             f"no finished seq-fmnist runs {where}")):
         code, out = _cifar(["--summarize", "--results", str(empty), *argv])
         assert (code, out) == (1, message + "\n")
+
+
+def test_summarize_of_a_missing_folder_is_one_line_and_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "no" / "such"
+    assert cifar.main(["--summarize", "--results", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"cifar.py: error: results folder {missing} does not exist\n" and captured.out == ""
+    assert not (tmp_path / "no").exists()
+
+
+def manual_row(results: Path, model: str, seed: int, accuracy: float, run_id: str, **args) -> None:
+    """A row as main.py --csv_log writes it into ``results`` (no cifar.py), per setting of seq-fmnist."""
+    from utils.loggers import append_row
+
+    for setting, offset in (("class-il", 0), ("task-il", 30)):
+        row = {**{f"task{t}": accuracy + offset for t in range(1, N_TASKS + 1)}, "forward_transfer": 1.0,
+               "backward_transfer": -1.5, "forgetting": 2.5, "loss": 0.5, "released_loss": 0.5, "run_id": run_id,
+               "device": "cpu", "lr": 0.03, "batch_size": 10, "n_epochs": 1, "seed": seed, "validation": False,
+               "loader": "tensor", "channels_last": False, "amp": False, "debug_mode": False, "num_filters": None,
+               "model": model, "dataset": "seq-fmnist", **args}
+        append_row(csv_path(str(results), setting, "seq-fmnist", model), row)
+
+
+def test_summarize_tabulates_main_py_rows_with_the_grid_runs(tmp_path):
+    """Rows that main.py wrote by hand are tabulated like grid runs: those with the values that
+    utils/best_args.py gives join the grid's runs of the same model and buffer (one group, its seeds
+    pooled); others are their own group, named by the flags that differ; hcr against derpp pairs seeds."""
+    best = dict(best_args_of("seq-fmnist", "derpp", 500))
+    for seed, accuracy in ((0, 70.0), (1, 72.0)):
+        finished_run(tmp_path, "seq-fmnist", "derpp", 500, seed, [], accuracy)
+    derpp = {**best, "buffer_size": 500, "fuse_forward": None}
+    manual_row(tmp_path, "derpp", 2, 74.0, "a1", **derpp)
+    manual_row(tmp_path, "derpp", 0, 60.0, "a2", **{**derpp, "lr": 0.1, "validation": True})
+    hcr = {**dict(best_args_of("seq-fmnist", "hcr", 500)), "buffer_size": 500, "icr_mode": "faithful"}
+    for seed, accuracy in ((0, 71.0), (1, 74.0), (2, 76.0)):
+        manual_row(tmp_path, "hcr", seed, accuracy, f"h{seed}", **hcr)
+    code, out = _cifar(["--summarize", "--results", str(tmp_path)])
+    assert code == 0, out
+    assert "| derpp | 500 |  | 72.00 ± 2.00 |" in out  # seeds 0 and 1 of the grid, seed 2 by hand
+    assert "| derpp | 500 | `--lr 0.1 --validation` | 60.00 |" in out
+    assert "| hcr | 500 |  | 73.67 ± 2.52 |" in out
+    assert "| 500 | (none) | derpp | 3 | +1.67 |" in out  # hcr - derpp paired over seeds 0, 1, 2
+
 
 
 @pytest.mark.parametrize("argv", [[], ["--dry_run"]])
@@ -116,5 +161,6 @@ def test_summarize_report_holds_every_dataset_and_its_command(tmp_path):
     for dataset in ("seq-cifar10", "seq-fmnist"):
         assert (tmp_path / f"summary_{dataset}.md").read_text() in text
     assert [p.name for p in report.parent.iterdir()] == ["results.md"]  # no partial file left
+    (tmp_path / "empty").mkdir()
     code, _ = _cifar(["--summarize", "--results", str(tmp_path / "empty"), "--report", str(report)])
     assert code == 1 and report.read_text() == text  # nothing to report: the report stays as it was

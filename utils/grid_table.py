@@ -101,12 +101,92 @@ def debug_note() -> str:
 
 
 def datasets_in(results: Path) -> list[str]:
-    """The datasets of the finished runs in ``results``, sorted."""
-    return sorted({json.loads(marker.read_text())["dataset"] for marker in (results / "runs").glob("*/done.json")})
+    """The datasets of the finished runs in ``results`` (grid runs and main.py's own rows), sorted."""
+    grid = {json.loads(marker.read_text())["dataset"] for marker in (results / "runs").glob("*/done.json")}
+    return sorted(grid | {path.parent.parent.name for path in results.glob("*/*/*/mean_accs.csv")
+                          if path.parent.parent.parent.name in LABELS})
+
+
+# Columns of a main.py row that are not arguments that change a result: its results, what says which
+# run it is, and what a table row is keyed by.
+NOT_FLAGS = {"forward_transfer", "backward_transfer", "forgetting", "loss", "released_loss", "run_id", "device",
+             "timestamp", "wall_seconds", "torch", "threads", "commit", "model", "dataset", "seed", "buffer_size"}
+
+
+def _same(value: str, expected) -> bool:
+    """Whether a CSV cell holds ``expected`` (None: an empty cell; numbers compared as numbers)."""
+    if expected is None:
+        return value in ("", "None")
+    try:
+        return float(value) == float(expected)
+    except (TypeError, ValueError):
+        return value == str(expected)
+
+
+def row_flags(row: dict[str, str], dataset: str) -> list[str]:
+    """The flags of a run that main.py wrote ``row`` for (``--csv_log`` without cifar.py), in the form of
+    a grid run's flags after --: every argument whose value is not the one a grid run without flags
+    gets (the best arguments of utils/best_args.py where they have an entry, else main.py's default)."""
+    import main
+    from datasets import get_all_datasets
+    from models import get_all_models
+    from utils.best_args import lookup
+
+    models, datasets = get_all_models(), get_all_datasets()
+    model_cls = models[row["model"]]
+    parser = main.build_parser(models, datasets, model_cls)
+    given = [token for k, v in row.items() if k not in NOT_FLAGS and v not in ("", "None") for token in (f"--{k}", v)]
+    buffer = int(float(row["buffer_size"])) if row.get("buffer_size") not in (None, "", "None") else None
+    try:
+        best = lookup(dataset, model_cls.best_args_name(given), buffer)
+    except KeyError:
+        best = {}
+    expected = {"num_filters": datasets[dataset].NUM_FILTERS}
+    flags = []
+    for action in parser._actions:
+        name, value = action.dest, row.get(action.dest)
+        if value is None or name in NOT_FLAGS:
+            continue
+        if _same(value, expected.get(name, best.get(name, action.default))):
+            continue
+        if value == "True":  # a switch
+            flags.append(action.option_strings[0])
+        elif value == "False":  # only --no-fuse_forward can turn a default off
+            flags.append(f"--no-{name}")
+        else:
+            flags += [action.option_strings[0], value]
+    return flags
+
+
+def manual_rows(results: Path, dataset: str) -> list[dict]:
+    """The rows that main.py --csv_log wrote into ``results`` itself (runs made by hand, not by
+    cifar.py), as collect's rows: the run id as key, the flags from ``row_flags``."""
+    import csv
+
+    settings = settings_of(dataset)
+    by_run: dict[str, dict] = {}
+    for setting in settings:
+        for path in sorted((results / setting / dataset).glob("*/mean_accs.csv")):
+            with open(path, newline="") as f:
+                for row in csv.DictReader(f):
+                    seed = row.get("seed", "")
+                    flags = row_flags(row, dataset)
+                    entry = by_run.setdefault(row["run_id"], {
+                        "key": row["run_id"], "model": row["model"],
+                        "buffer_size": int(float(row["buffer_size"])) if row.get("buffer_size") not in (
+                            None, "", "None") else None,
+                        "seed": int(seed) if seed not in ("", "None") else None, "flags": shlex.join(flags),
+                        "note": debug_note() if "--debug_mode" in flags else "", "extra": shlex.join(flags)})
+                    tasks = [c for c in row if c.startswith("task") and c[4:].isdigit()]
+                    entry[column(setting)] = float(row[max(tasks, key=lambda c: int(c[4:]))])
+                    if setting == settings[0]:
+                        entry["bwt"], entry["forgetting"] = float(row["backward_transfer"]), float(row["forgetting"])
+    return list(by_run.values())
 
 
 def collect(results: Path, dataset: str):
-    """One row per finished run of ``dataset`` made with the current best arguments: its accuracies
+    """One row per finished run of ``dataset``: the grid's runs made with the current best arguments
+    and the runs whose rows main.py wrote into ``results`` itself (``manual_rows``): its accuracies
     after the last task, BWT and forgetting."""
     import pandas as pd
 
@@ -131,6 +211,7 @@ def collect(results: Path, dataset: str):
             if setting == settings[0]:  # BWT and forgetting of the class-IL (or domain-IL) matrix
                 row["bwt"], row["forgetting"] = last["backward_transfer"], last["forgetting"]
         rows.append(row)
+    rows += manual_rows(results, dataset)
     if stale:
         print(f"left out {stale} finished run(s) made with other values than utils/best_args.py gives now",
               file=sys.stderr)
