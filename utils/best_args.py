@@ -8,7 +8,8 @@ Fashion-MNIST twins (seq-fmnist, perm-fmnist, rot-fmnist) use the MNIST values, 
 `cifar.py --search` chose on their validation split, with one budget for every method: er, der,
 derpp, hcr and hcr-gradient (hcr's entries under --icr_mode gradient) on seq-fmnist at buffers 200
 and 500 and on perm-fmnist and rot-fmnist at buffer 500 (docs/search_<dataset>.md and
-docs/search_<dataset>_hcr_gradient.md). hcr has published values for seq-cifar10 only. Where there
+docs/search_<dataset>_hcr_gradient.md); er_ace (class-IL only) on seq-fmnist at 200 and 500
+(docs/search_seq-fmnist_er_ace.md). hcr has published values for seq-cifar10 only. Where there
 is no entry, --load_best_args says so.
 """
 
@@ -102,6 +103,7 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
                 500: _fmnist(0.03, minibatch_size=10, alpha=1.0)},
         "derpp": {**MNIST_BASELINES["derpp"], 200: _fmnist(0.01, minibatch_size=10, alpha=1.0, beta=1.0),
                   500: _fmnist(0.03, minibatch_size=10, alpha=1.0, beta=1.0)},
+        "er_ace": {200: _fmnist(0.03, minibatch_size=10), 500: _fmnist(0.03, minibatch_size=10)},
         "hcr": {
             200: _fmnist(0.01, minibatch_size=10, alpha=0.5, beta=1.0, sigmoid=0.1, gamma=0.5),
             500: _fmnist(0.03, minibatch_size=64, alpha=0.5, beta=2.0, sigmoid=0.1, gamma=0.5),

@@ -1,6 +1,6 @@
 """The grid's table: one row per finished run, then mean, sample standard deviation and 95% confidence
 interval of the mean over seeds per (model, buffer, flags), beside the DER paper's numbers where it has
-them, and hcr against derpp and der paired by seed (utils/stats.py). ``flags`` are the run's flags
+them, and hcr against derpp, der and er_ace paired by seed (utils/stats.py). ``flags`` are the run's flags
 after ``--`` that change the experiment (all but plumbing such as --data_path or --device); they are
 shown whenever a row has any, and --debug_mode rows are marked as not results. Figures: utils/figures.py."""
 import json
@@ -18,7 +18,7 @@ DEBUG_NOTE = "DEBUG ({} batches per epoch): not a result"
 LEVEL = 0.95  # of every confidence interval in the table
 # hcr against these, paired by seed, on the first reported accuracy; a baseline run matches an hcr run
 # when its flags are the hcr run's without hcr's own (HCR_ONLY, which the baselines do not have).
-BASELINES = ("derpp", "der")
+BASELINES = ("derpp", "der", "er_ace")
 HCR_ONLY = {"--icr_mode": True, "--gamma": True, "--sigmoid": True}
 
 # DER paper, Table 2, as printed in mammoth's original README (docs/method.md, "Reference numbers"):
@@ -54,6 +54,11 @@ REFERENCE = {
         ("derpp", 200): (85.61, None), ("derpp", 500): (91.00, None), ("derpp", 5120): (95.30, None),
     },
 }
+# ER-ACE paper (Caccia et al., ICLR 2022), Table 1, without augmentation, at 20 and 100 examples per class
+# (docs/method.md, "Reference numbers"): final accuracy over all tasks, class-IL only.
+REFERENCE["seq-cifar10-online"] = {("er", 200): (26.7, None), ("er", 1000): (38.7, None),
+                                   ("er_ace", 200): (42.6, None), ("er_ace", 1000): (52.2, None)}
+REFERENCE_SOURCE = {"seq-cifar10-online": "ER-ACE paper"}  # the others: the DER paper
 LABELS = {"class-il": "class-IL", "task-il": "task-IL", "domain-il": "domain-IL"}
 
 
@@ -239,7 +244,8 @@ def _group_stats(group, settings: tuple[str, ...]) -> dict:
 def summary_table(runs, dataset: str):
     """Per (model, buffer, flags) of ``runs`` (collect's frame): mean ± sample std and the 95% CI of
     the mean (t-distribution, n - 1 degrees of freedom) of each reported accuracy, mean BWT and
-    forgetting, the number of seeds and, where the DER paper has them, its numbers."""
+    forgetting, the number of seeds and, where the DER paper (or REFERENCE_SOURCE) has them, its numbers
+    (columns ``paper_<setting>``)."""
     import pandas as pd
 
     settings = settings_of(dataset)
@@ -255,12 +261,12 @@ def summary_table(runs, dataset: str):
         paper = [reference.get((m, None if pd.isna(b) else int(b)), (None,) * len(settings))
                  for m, b in zip(table["model"], table["buffer_size"], strict=True)]
         for i, setting in enumerate(settings):
-            table[f"der_paper_{column(setting)}"] = [p[i] for p in paper]
+            table[f"paper_{column(setting)}"] = [p[i] for p in paper]
     return table
 
 
 def paired_table(runs, dataset: str):
-    """hcr - derpp and hcr - der on the first reported accuracy, per (buffer, hcr flags), paired by
+    """hcr minus each of BASELINES on the first reported accuracy, per (buffer, hcr flags), paired by
     seed (utils.stats.paired_difference): one row per baseline that has runs with the matching flags
     (hcr's flags without HCR_ONLY)."""
     import pandas as pd
@@ -320,7 +326,7 @@ def summary_markdown(table, dataset: str) -> list[str]:
     import pandas as pd
 
     settings = settings_of(dataset)
-    reference = f"der_paper_{column(settings[0])}" in table
+    reference = f"paper_{column(settings[0])}" in table
 
     def pm(mean: float, std: float) -> str:
         return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
@@ -328,7 +334,7 @@ def summary_markdown(table, dataset: str) -> list[str]:
     show_flags = bool((table["flags"] != "").any())  # whenever a row has flags that change the experiment
     header = ["model", "buffer", *(["flags"] * show_flags),
               *(h for s in settings for h in (LABELS[s], f"{LABELS[s]} 95% CI")), "BWT", "forgetting", "seeds",
-              *([f"DER paper {LABELS[s]}" for s in settings] if reference else [])]
+              *([f"{REFERENCE_SOURCE.get(dataset, 'DER paper')} {LABELS[s]}" for s in settings] if reference else [])]
     lines = [f"### {dataset}: accuracy (%) after the last task, mean ± sample std (ddof=1) over seeds and the "
              f"{LEVEL:.0%} confidence interval of the mean (t-distribution, seeds - 1 degrees of freedom; "
              "none with one seed)", ""]
@@ -345,7 +351,7 @@ def summary_markdown(table, dataset: str) -> list[str]:
                                                                  r[f"{column(s)}_ci95_high"]))),
                  f"{r['bwt']:.2f}", f"{r['forgetting']:.2f}", str(r["seeds"])]
         if reference:
-            cells += ["" if pd.isna(r[f"der_paper_{column(s)}"]) else f"{r[f'der_paper_{column(s)}']:.2f}"
+            cells += ["" if pd.isna(r[f"paper_{column(s)}"]) else f"{r[f'paper_{column(s)}']:.2f}"
                       for s in settings]
         lines.append(_markdown_row(cells))
     return lines
@@ -356,7 +362,8 @@ def paired_markdown(paired, dataset: str) -> list[str]:
 
     label = LABELS[settings_of(dataset)[0]]
     only = ", ".join(f"`{flag}`" for flag in HCR_ONLY)
-    lines = [f"### {dataset}: hcr − derpp and hcr − der, {label} accuracy (%) after the last task, paired by seed",
+    baselines = " and ".join(f"hcr − {b}" for b in BASELINES if (paired["baseline"] == b).any())
+    lines = [f"### {dataset}: {baselines}, {label} accuracy (%) after the last task, paired by seed",
              "",
              f"Per seed that both ran (same dataset, buffer and seed): hcr's accuracy minus the baseline's; the mean "
              f"difference and its {LEVEL:.0%} confidence interval (t-distribution on the per-seed differences, "
