@@ -253,7 +253,8 @@ ONLINE_STEPS, ONLINE_EVAL_IMAGES = 5000, 48000
 ONLINE_HYPER = {"sgd": {}, "er": {}, "er_ace": {}, "derpp": {"alpha": 0.1, "beta": 0.5},
                 "hcr": {"alpha": 0.1, "beta": 0.5, "sigmoid": 0.1, "gamma": 0.5}}
 ONLINE_PASSES = {"sgd": [10], "er": [20], "er_ace": [10, 10], "derpp": [10] * 3, "hcr": [10] * 5}  # floor's batches
-LAYOUTS = {"default": [], "channels_last": ["--channels_last"]}
+LAYOUTS = {"default": [], "channels_last": ["--channels_last"], "bf16": ["--amp"],
+           "channels_last+bf16": ["--channels_last", "--amp"]}
 
 
 def online_args(model: str, flags: list[str]) -> argparse.Namespace:
@@ -276,7 +277,8 @@ def bench_online(opts: argparse.Namespace) -> None:
     index = torch.arange(BUFFER) % len(labels)
     fill, fill_y, fill_z = images[index].float() / 255, labels[index], torch.randn(BUFFER, 10)
     step_fns, eval_fns = {}, {}
-    for layout, flags in LAYOUTS.items():
+    layouts = {name: LAYOUTS[name] for name in opts.layouts}
+    for layout, flags in layouts.items():
         for model_name in opts.online_models:
             model = build(online_args(model_name, flags), data).model
             model.net.train()
@@ -305,7 +307,7 @@ def bench_online(opts: argparse.Namespace) -> None:
     print("| model | layout | step ms | floor ms | step / floor | evaluation s per 1000 images | run minutes |")
     print("|---|---|---|---|---|---|---|")
     for model_name in opts.online_models:
-        for layout in LAYOUTS:
+        for layout in layouts:
             ms, floor = step[model_name, layout], step[model_name + " floor", layout]
             run_s = ONLINE_STEPS * ms / 1000 + ONLINE_EVAL_IMAGES / 1000 * per_1000[layout]
             print(f"| {model_name} | {layout} | {ms:.1f} | {floor:.1f} | {ms / floor:.2f} | {per_1000[layout]:.2f} "
@@ -332,10 +334,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "floor, evaluation, and the whole run they add up to.")
     parser.add_argument("--online_models", nargs="+", choices=list(ONLINE_HYPER), default=list(ONLINE_HYPER))
     parser.add_argument("--online_steps", type=int, default=10, help="Timed steps per block with --online.")
+    parser.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=["default", "channels_last"],
+                        help="With --online: main.py's speed flags to compare (bf16: --amp).")
     opts = parser.parse_args(argv)
     if min(opts.threads, opts.repeats, opts.steps or 1) < 1 or opts.warmup < 0:
         parser.error("--threads, --repeats and --steps must be positive, --warmup non-negative")
-    if opts.epoch_examples < 2 * max(NETS[n]["batch"] for n in opts.nets):
+    if opts.epoch_examples < 2 * (10 if opts.online else max(NETS[n]["batch"] for n in opts.nets)):
         parser.error("--epoch_examples must hold at least two batches")
     return opts
 

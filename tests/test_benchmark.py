@@ -21,3 +21,19 @@ def test_benchmark_smoke_run_prints_the_tables():
     assert all(name in epoch_header for name in ("sgd s", "derpp s", "hcr s", "hcr released s"))
     epoch_row = next(line for line in lines if line.startswith("| mlp | 4 |"))  # 40 examples / batch 10
     assert all(float(cell) >= 0 for cell in epoch_row.strip("|").split("|")[2:])
+
+
+def test_online_benchmark_prints_a_row_per_model_and_layout():
+    """--online: per model and layout, the step, its floor, their ratio, evaluation and the whole run it
+    adds up to (5000 steps and 48000 evaluated images: the run minutes follow from the other columns)."""
+    cmd = [sys.executable, "scripts/benchmark.py", "--online", "--online_models", "sgd", "er_ace", "--online_steps",
+           "1", "--repeats", "1", "--warmup", "1", "--device", "cpu", "--threads", "1", "--epoch_examples", "40"]
+    done = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.strip("|").split("|") for line in done.stdout.splitlines() if line.startswith(("| sgd", "| er_ace"))]
+    assert [(r[0].strip(), r[1].strip()) for r in rows] == [("sgd", "default"), ("sgd", "channels_last"),
+                                                            ("er_ace", "default"), ("er_ace", "channels_last")]
+    for row in rows:
+        step, floor, ratio, per_1000, minutes = map(float, row[2:])
+        assert ratio == round(step / floor, 2) or abs(ratio - step / floor) < 0.006
+        assert abs(minutes - (5000 * step / 1000 + 48 * per_1000) / 60) < 0.06
