@@ -17,6 +17,17 @@ FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-imag
                 "t10k-labels-idx1-ubyte")
 
 
+# Module fixtures that start main.py or cifar.py as processes: every test that uses one is slow.
+SLOW_FIXTURES = {"e2e", "runs", "fmnist_grid"}
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The slow tier: tests marked slow, and those that use a SLOW_FIXTURES fixture."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def subprocess_env() -> dict:
     """Environment of a ``main.py`` (or script) subprocess: one intra-op thread, since tests run
     several at once on a small machine, and no bytecode files written into the tree."""

@@ -2,7 +2,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, subprocess_env
+
+pytestmark = pytest.mark.slow  # end-to-end: starts main.py, cifar.py or a script as a process
 
 
 def test_benchmark_smoke_run_prints_the_tables():

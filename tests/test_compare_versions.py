@@ -3,7 +3,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, subprocess_env
+
+pytestmark = pytest.mark.slow  # end-to-end: starts main.py, cifar.py or a script as a process
 
 
 def test_compare_a_checkout_with_itself(fmnist_dir, tmp_path):

@@ -8,7 +8,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, subprocess_env
+
+pytestmark = pytest.mark.slow  # end-to-end: starts main.py, cifar.py or a script as a process
 
 FINAL = re.compile(r"Accuracy for 5 task\(s\): \[Class-IL\]: ([\d.]+) % \[Task-IL\]: ([\d.]+) %")
 

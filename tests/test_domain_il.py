@@ -187,6 +187,7 @@ def _run_argv(data: Path, results: Path, *extra: str) -> list[str]:
             "--csv_log", "--results_path", str(results), *extra]
 
 
+@pytest.mark.slow
 def test_a_domain_il_run_writes_domain_il_rows_and_resumes_exactly(tmp_path, capsys):
     data = fmnist_data_path(tmp_path / "data")
     assert main.main(_run_argv(data, tmp_path / "full", "--keep_checkpoints")) == 0

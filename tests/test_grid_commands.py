@@ -61,6 +61,7 @@ def _dry_run_line(results, *extra) -> str:
     return line
 
 
+@pytest.mark.slow
 def test_dry_run_commands_run_as_printed_from_any_folder(tmp_path, fmnist_dir):
     results = tmp_path / "results"
     line = _dry_run_line(results, "--debug_mode", "--offline", "--n_epochs", "1")
@@ -77,6 +78,7 @@ def test_dry_run_commands_run_as_printed_from_any_folder(tmp_path, fmnist_dir):
     assert list(elsewhere.iterdir()) == []  # nothing written where it was started
 
 
+@pytest.mark.slow
 def test_dry_run_into_a_closed_pipe_ends_quietly(tmp_path):
     """cifar.py --dry_run | head: no BrokenPipeError traceback (the grid's 1400 lines overflow the pipe)."""
     argv = [sys.executable, str(REPO / "cifar.py"), "--dry_run", "--results", str(tmp_path), "--seeds",

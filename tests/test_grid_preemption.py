@@ -12,8 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import cifar
 from tests.conftest import subprocess_env
+
+pytestmark = pytest.mark.slow  # end-to-end: starts main.py, cifar.py or a script as a process
 
 # derpp with a buffer (its state is in the checkpoint too); 40 epochs of 4 batches make a task last
 # a few tenths of a second, long enough to stop main.py in the middle of the run.

@@ -25,6 +25,7 @@ def test_best_args_of_hcr_on_seq_cifar10_are_the_released_ones(buffer_size):
     assert args.icr_mode == "faithful"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["faithful", "gradient"])
 def test_hcr_end_to_end_on_fashion_mnist(fmnist_dir, tmp_path, mode):
     """The printed loss is the one the update follows; the CSV and TensorBoard also hold the released

@@ -191,6 +191,7 @@ def test_fuse_forward_default_depends_on_batchnorm(flag, backbone, expected):
     assert len(calls) == 1 + (1 if expected else 5)  # first step: empty buffer, stream only
 
 
+@pytest.mark.slow
 def test_speed_flags_keep_the_network_function():
     from backbone.resnet18 import ResNet18
     from models.continual_model import FastForward

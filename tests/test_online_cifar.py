@@ -80,6 +80,7 @@ def _main(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_missing_data_names_the_folder_and_how_to_fill_it(tmp_path):
     done = _main("--model", "er", "--dataset", "seq-cifar10-online", "--buffer_size", "200", "--lr", "0.1",
                  "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--offline",
@@ -91,6 +92,7 @@ def test_missing_data_names_the_folder_and_how_to_fill_it(tmp_path):
     assert not (tmp_path / "nothing").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value, why", [("0", "must be positive, got 0"), ("-3", "must be positive, got -3"),
                                         ("1.5", "'1.5' is not an integer"), ("abc", "'abc' is not an integer")])
 def test_bad_num_filters(value, why):
@@ -100,6 +102,7 @@ def test_bad_num_filters(value, why):
     assert line.startswith("main.py: error: argument --num_filters") and why in line
 
 
+@pytest.mark.slow
 def test_num_filters_on_an_mlp_dataset_is_refused():
     done = _main("--model", "sgd", "--dataset", "seq-fmnist", "--lr", "0.1", "--num_filters", "20")
     assert done.returncode == 2
@@ -107,6 +110,7 @@ def test_num_filters_on_an_mlp_dataset_is_refused():
     assert "--num_filters sets the width of a ResNet-18; seq-fmnist trains an MLP" in line
 
 
+@pytest.mark.slow
 def test_er_ace_is_refused_on_domain_il(fmnist_dir, tmp_path):
     from tests.conftest import fmnist_data_path
 
@@ -147,6 +151,7 @@ def _rows(results: Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_interrupted_online_run_resumes_bit_for_bit(cifar10_path, tmp_path):
     """er_ace (its seen classes restart at each task) stopped by SIGTERM inside task 3 and resumed with
     --resume auto ends with the row and the weights of the uninterrupted run."""

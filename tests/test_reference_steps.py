@@ -157,6 +157,7 @@ def test_step_with_full_buffer_uses_the_reservoir(method):
     assert 0 < int((after != before).flatten(1).any(1).sum()) < 20
 
 
+@pytest.mark.slow
 def test_derpp_step_on_seq_cifar10_with_batchnorm_and_augmented_draws(one_thread):
     """ResNet-18 (BatchNorm: one forward pass per batch, stream first, running statistics compared
     too) with seq-cifar10's train transform on the draws; the buffer stores the raw stream images."""

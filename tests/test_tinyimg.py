@@ -166,6 +166,7 @@ def test_test_transform_normalises_with_tiny_imagenet_statistics(tiny):
     torch.testing.assert_close(out, (images - MEAN_T) / STD_T)
 
 
+@pytest.mark.slow
 def test_tensor_train_transform_crops_flips_and_normalises(tiny):
     torch.manual_seed(0)
     images = coordinate_images(1500, 64, 3) / 255
@@ -173,6 +174,7 @@ def test_tensor_train_transform_crops_flips_and_normalises(tiny):
     check_crops(images * 255, (out * STD_T + MEAN_T) * 255, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_pil_train_transform_crops_flips_and_normalises(tiny):
     torch.manual_seed(1)
     image = coordinate_images(1, 64, 3)[0]
@@ -263,6 +265,7 @@ def test_damaged_input_is_one_line_naming_the_file(tiny, tmp_path, how):
 # --- end to end ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_main_runs_on_the_fixture(tiny, tmp_path, capsys):
     """sgd through every task. ResNet-18 at 64x64 is slow on one CPU thread (about 0.1 s per step
     and 0.04 s per test image): batch 2 and a test split cut to one image per task (the others
