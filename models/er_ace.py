@@ -1,7 +1,8 @@
 """ER-ACE (Caccia et al., ICLR 2022): experience replay with an asymmetric cross-entropy on the stream
-batch (docs/method.md, "ER-ACE"). The stream batch's cross-entropy sees only the logits of the classes
-present in the batch and of the classes not seen yet, so incoming classes do not push down the logits
-of the old ones; the replayed batch's cross-entropy is the ordinary one, over every class."""
+batch (docs/method.md, "Baselines" and "ER-ACE: which variant"). The stream batch's cross-entropy sees
+only the logits of the classes present in the batch and of the classes not seen yet, so incoming
+classes do not push down the logits of the old ones; the replayed batch's cross-entropy is the
+ordinary one, over every class."""
 import torch
 import torch.nn.functional as F
 
