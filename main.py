@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from backbone.resnet18 import CLASSIFIERS
 from datasets import get_all_datasets
 from datasets.continual_dataset import reported_settings
 from models import get_all_models
@@ -51,6 +52,9 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
     parser.add_argument("--num_filters", type=positive_int, default=None,
                         help="Base width of the ResNet-18 of the image datasets (default: the dataset's; 64, "
                              "seq-cifar10-online 20).")
+    parser.add_argument("--classifier", choices=CLASSIFIERS, default=None,
+                        help="The ResNet-18's classifier: linear (default) or cosine (scaled cosine similarity, "
+                             "the official ER-ACE code's head).")
     parser.add_argument("--seed", type=seed_int, default=None, help="Random seed (unseeded when omitted).")
     parser.add_argument("--load_best_args", action="store_true",
                         help="Fill hyper-parameters not given on the command line from utils/best_args.py.")
@@ -102,7 +106,11 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
         resnets = ", ".join(name for name, cls in datasets.items() if cls.NUM_FILTERS is not None)
         parser.error(f"--num_filters sets the width of a ResNet-18; {args.dataset} trains an MLP "
                      f"(ResNet-18 datasets: {resnets})")
+    if width is None and args.classifier is not None:
+        parser.error(f"--classifier chooses the head of a ResNet-18; {args.dataset} trains an MLP")
     args.num_filters = args.num_filters or width  # the width a run trains, in its CSV row and checkpoint
+    if width is not None:
+        args.classifier = args.classifier or "linear"
     buffer_size = getattr(args, "buffer_size", None)
     if getattr(model_cls, "BEST_ARGS_BY_BUFFER", False) and buffer_size is None:
         parser.error(f"--buffer_size is required for {args.model}"

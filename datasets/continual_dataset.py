@@ -124,6 +124,10 @@ class ContinualDataset:
         backbone is a ResNet-18."""
         return getattr(self.args, "num_filters", None) or self.NUM_FILTERS
 
+    def classifier(self) -> str:
+        """The ResNet-18's classifier (``--classifier``): "linear" unless "cosine" was asked for."""
+        return getattr(self.args, "classifier", None) or "linear"
+
     def train_transform(self, images: torch.Tensor) -> torch.Tensor:
         """Batched train augmentation of [0, 1] images (also applied to buffer draws)."""
         return images

@@ -64,4 +64,4 @@ class SequentialCIFAR10(CropFlipImages):
                  f"put the official {BATCHES_DIR} folder in {root}/ (unpack {URL} there)", self.args.offline)
 
     def get_backbone(self) -> nn.Module:
-        return ResNet18(num_classes=10, num_filters=self.num_filters())
+        return ResNet18(num_classes=10, num_filters=self.num_filters(), classifier=self.classifier())

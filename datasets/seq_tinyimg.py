@@ -131,4 +131,4 @@ class SequentialTinyImagenet(CropFlipImages):
         return read_tiny_imagenet(folder)
 
     def get_backbone(self) -> nn.Module:
-        return ResNet18(num_classes=N_CLASSES, num_filters=self.num_filters())
+        return ResNet18(num_classes=N_CLASSES, num_filters=self.num_filters(), classifier=self.classifier())
