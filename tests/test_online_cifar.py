@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from backbone.resnet18 import CosineClassifier
 from datasets import get_all_datasets
 from tests.conftest import REPO, subprocess_env
 from tests.reference_helpers import CPU, make_args
@@ -108,6 +110,29 @@ def test_num_filters_on_an_mlp_dataset_is_refused():
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert "--num_filters sets the width of a ResNet-18; seq-fmnist trains an MLP" in line
+
+
+def test_cosine_classifier_is_ten_times_the_cosine_similarity():
+    torch.manual_seed(0)
+    head = CosineClassifier(6, 4)
+    features = torch.randn(5, 6) * torch.tensor([[0.1], [1.0], [3.0], [10.0], [0.5]])  # the norm must not matter
+    expected = 10 * F.cosine_similarity(features[:, None, :], head.weight[None, :, :], dim=2)
+    torch.testing.assert_close(head(features), expected, rtol=1e-4, atol=1e-4)
+    assert not any("bias" in name for name, _ in head.named_parameters())
+
+
+def test_classifier_flag_picks_the_resnet_head(cifar10_path):
+    assert isinstance(_online(cifar10_path).get_backbone().classifier, nn.Linear)
+    assert isinstance(_online(cifar10_path, classifier="cosine").get_backbone().classifier, CosineClassifier)
+    assert make_args("sgd", "seq-fmnist", lr=0.1, batch_size=10, n_epochs=1).classifier is None  # an MLP has none
+
+
+def test_classifier_on_an_mlp_dataset_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        make_args("sgd", "seq-fmnist", lr=0.1, batch_size=10, n_epochs=1, classifier="cosine")
+    assert stop.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()[-1:]
+    assert "--classifier chooses the head of a ResNet-18; seq-fmnist trains an MLP" in line
 
 
 @pytest.mark.slow
