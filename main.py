@@ -13,7 +13,7 @@ from datasets import get_all_datasets
 from datasets.continual_dataset import reported_settings
 from models import get_all_models
 from models.continual_model import ReplayModel
-from utils.args import CLIParser, non_negative_int, positive_float, positive_int, seed_int
+from utils.args import CLIParser, non_negative_int, positive_float, positive_int, result_arguments, seed_int
 from utils.best_args import lookup
 from utils.checkpoint import (
     CheckpointWriter,
@@ -44,6 +44,7 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
                        allow_abbrev=False,
                        epilog=None if model_cls else "Each model has arguments of its own (buffer, loss weights): "
                        "python main.py --model NAME --help lists them.")
+    # plumbing=True: the option changes where or how a run goes, not its result (utils/args.py, CLIParser).
     parser.add_argument("--model", required=True, choices=list(models), help="Model name.")
     parser.add_argument("--dataset", required=True, choices=list(datasets), help="Dataset name.")
     parser.add_hyperparameter("lr", positive_float, "Learning rate.")
@@ -56,29 +57,29 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
                         help="The ResNet-18's classifier: linear (default) or cosine (scaled cosine similarity, "
                              "the official ER-ACE code's head).")
     parser.add_argument("--seed", type=seed_int, default=None, help="Random seed (unseeded when omitted).")
-    parser.add_argument("--load_best_args", action="store_true",
+    parser.add_argument("--load_best_args", plumbing=True, action="store_true",
                         help="Fill hyper-parameters not given on the command line from utils/best_args.py.")
     parser.add_argument("--validation", action="store_true",
                         help="Test on a fixed 10%% of each task's training data instead of the test split.")
-    parser.add_argument("--csv_log", action="store_true", help="Append the result row to the CSV files.")
-    parser.add_argument("--tensorboard", action="store_true", help="Write TensorBoard event files.")
-    parser.add_argument("--data_path", default="data/", help="Dataset folder (default: data/).")
-    parser.add_argument("--results_path", default="results/", help="Results folder (default: results/).")
+    parser.add_argument("--csv_log", plumbing=True, action="store_true", help="Append the result row to the CSV files.")
+    parser.add_argument("--tensorboard", plumbing=True, action="store_true", help="Write TensorBoard event files.")
+    parser.add_argument("--data_path", plumbing=True, default="data/", help="Dataset folder (default: data/).")
+    parser.add_argument("--results_path", plumbing=True, default="results/", help="Results folder (default: results/).")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: CUDA when present, else CPU.")
     parser.add_argument("--loader", choices=("tensor", "pil"), default="tensor",
                         help="tensor: in-memory data, batched augmentation on the device; "
                              "pil: the released per-image PIL pipeline in DataLoader workers.")
-    parser.add_argument("--num_workers", type=non_negative_int, default=None,
+    parser.add_argument("--num_workers", plumbing=True, type=non_negative_int, default=None,
                         help="DataLoader workers of --loader pil (default: from the free cores).")
     parser.add_argument("--channels_last", action="store_true",
                         help="Channels-last memory format for the network (a layout change, same values).")
     parser.add_argument("--amp", action="store_true",
                         help="bf16 autocast of forward passes (lower precision; losses stay float32).")
-    parser.add_argument("--offline", action="store_true", help="Never try to download a dataset.")
-    parser.add_argument("--keep_checkpoints", action="store_true",
+    parser.add_argument("--offline", plumbing=True, action="store_true", help="Never try to download a dataset.")
+    parser.add_argument("--keep_checkpoints", plumbing=True, action="store_true",
                         help="Keep the checkpoint of every task (default: only the newest).")
-    parser.add_argument("--resume", default=None, metavar="PATH",
+    parser.add_argument("--resume", plumbing=True, default=None, metavar="PATH",
                         help="Continue from a checkpoint file; or 'auto', start-or-resume: the newest checkpoint "
                              "of this configuration if there is one (a finished run then exits at once, writing "
                              "nothing), else a fresh start.")
@@ -87,6 +88,13 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
     if model_cls is not None:
         model_cls.add_arguments(parser)
     return parser
+
+
+def dataset_defaults(dataset_cls: type) -> dict:
+    """The values that the network options take when not given: the dataset's ResNet-18 width and a
+    linear classifier (None for an MLP dataset, which has neither option)."""
+    width = dataset_cls.NUM_FILTERS
+    return {"num_filters": width, "classifier": None if width is None else "linear"}
 
 
 def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None = None) -> argparse.Namespace:
@@ -108,9 +116,8 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
                      f"(ResNet-18 datasets: {resnets})")
     if width is None and args.classifier is not None:
         parser.error(f"--classifier chooses the head of a ResNet-18; {args.dataset} trains an MLP")
-    args.num_filters = args.num_filters or width  # the width a run trains, in its CSV row and checkpoint
-    if width is not None:
-        args.classifier = args.classifier or "linear"
+    for name, value in dataset_defaults(datasets[args.dataset]).items():  # what the run trains, in its row
+        setattr(args, name, getattr(args, name) or value)
     buffer_size = getattr(args, "buffer_size", None)
     if getattr(model_cls, "BEST_ARGS_BY_BUFFER", False) and buffer_size is None:
         parser.error(f"--buffer_size is required for {args.model}"
@@ -182,7 +189,7 @@ def write_rows(args: argparse.Namespace, progress: Progress, device: torch.devic
     losses = history.losses[-1] if history.losses else (float("nan"), float("nan"))
     for setting, path in zip(history.results, result_paths(args), strict=True):
         row = result_row(history.mean_accs(setting), history.results[setting], history.random_results[setting],
-                         vars(args), run, losses)
+                         result_arguments(args), run, losses)
         append_row(path, row, unique="run_id")
 
 

@@ -241,7 +241,7 @@ class CropFlipImages(ContinualDataset):
                                    transforms.ToTensor(), transforms.Normalize(self.MEAN, self.STD)])
 
     def pil_test_transform(self) -> Callable:
-        from torchvision import transforms
+        from torchvision import transforms  # imported on use, as above
 
         return transforms.Compose([transforms.ToTensor(), transforms.Normalize(self.MEAN, self.STD)])
 

@@ -58,7 +58,7 @@ class SequentialCIFAR10(CropFlipImages):
         return (*train, *test)
 
     def _download(self, root: Path) -> None:
-        from torchvision.datasets import CIFAR10
+        from torchvision.datasets import CIFAR10  # imported on use: it takes seconds, and --offline never needs it
 
         download("CIFAR-10", root, lambda: CIFAR10(str(root), train=True, download=True),
                  f"put the official {BATCHES_DIR} folder in {root}/ (unpack {URL} there)", self.args.offline)

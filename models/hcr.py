@@ -11,14 +11,14 @@ from collections.abc import Sequence
 import torch
 
 from models.continual_model import Batch, ReplayModel
-from utils.args import CLIParser, flag_value, non_negative_float
-from utils.hcr_losses import (
+from models.hcr_losses import (
     ICR_MODES,
     consecutive_correlation,
     correlation_congruence,
     triplet_distribution_kl,
     triplet_softmax_loss,
 )
+from utils.args import CLIParser, flag_value, non_negative_float
 
 
 class Hcr(ReplayModel):

@@ -48,14 +48,15 @@ from datasets import get_all_datasets  # noqa: E402
 from datasets.continual_dataset import ContinualDataset, PILDataset  # noqa: E402
 from models import get_all_models  # noqa: E402
 from models.continual_model import PlainSGD, build_network  # noqa: E402
-from utils.errors import UserError  # noqa: E402
-from utils.experiment import build, resolve_device, set_seed, use_deterministic_kernels  # noqa: E402
-from utils.hcr_losses import (  # noqa: E402
+from models.hcr_losses import (  # noqa: E402
     consecutive_correlation,
     correlation_congruence,
     triplet_distribution_kl,
     triplet_softmax_loss,
 )
+from utils.errors import UserError  # noqa: E402
+from utils.experiment import build, resolve_device, set_seed, use_deterministic_kernels  # noqa: E402
+from utils.training import evaluate  # noqa: E402
 
 NETS = {"resnet18": {"dataset": "seq-cifar10", "batch": 32, "default_steps": (20, 100)},
         "mlp": {"dataset": "seq-fmnist", "batch": 10, "default_steps": (50, 200)}}
@@ -270,8 +271,6 @@ def bench_online(opts: argparse.Namespace) -> None:
     """Per model and memory layout, interleaved: the step with a full buffer, its floor (ONLINE_PASSES
     forward passes with cross-entropy, one backward, one SGD step), evaluation per 1000 images, and the
     run they add up to (ONLINE_STEPS steps and ONLINE_EVAL_IMAGES evaluated images)."""
-    from utils.training import evaluate
-
     data = fake_data("resnet18", opts.epoch_examples)
     images, labels = data[:2]
     index = torch.arange(BUFFER) % len(labels)

@@ -1,5 +1,5 @@
 """Written-out reference of one training step of every method, independent of the model classes
-and of utils/hcr_losses.py: the buffer draws (the same generator calls as ``Buffer.get_draws``),
+and of models/hcr_losses.py: the buffer draws (the same generator calls as ``Buffer.get_draws``),
 the forward passes, each loss term, the plain SGD update and the reservoir insertion.
 
 ``variant`` computes a deliberately wrong step (two draws merged, a term dropped or reweighted,

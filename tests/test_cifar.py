@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import cifar
+from experiments import launch, runs
 from utils import best_args
 
 FMNIST_EXTRA = ["--debug_mode", "--offline", "--n_epochs", "1"]
@@ -29,7 +30,7 @@ def _main(argv: list[str]) -> tuple[int, str]:
 
 def _commands(output: str) -> list[list[str]]:
     """The main.py command lines that --dry_run prints: this interpreter, main.py's absolute path, arguments."""
-    prefix = shlex.join([sys.executable, str(cifar.MAIN)]) + " "
+    prefix = shlex.join([sys.executable, str(runs.MAIN)]) + " "
     return [shlex.split(line.split("  #")[0]) for line in output.splitlines() if line.startswith(prefix)]
 
 
@@ -96,7 +97,7 @@ def test_bad_selections_are_refused_before_running(tmp_path, capsys):
 ])
 def test_bad_pass_through_flags_fail_the_grid_before_any_run(tmp_path, capsys, monkeypatch, extra, message):
     """main.py's own parser checks the flags after -- once, before anything runs or is written."""
-    monkeypatch.setattr(cifar, "execute_run", lambda *a, **k: pytest.fail("a run was started"))
+    monkeypatch.setattr(launch, "execute_run", lambda *a, **k: pytest.fail("a run was started"))
     results = tmp_path / "results"
     with pytest.raises(SystemExit) as exit_info:
         cifar.main([*GRID, "--seeds", "0", "--results", str(results), "--", *extra])
@@ -106,7 +107,7 @@ def test_bad_pass_through_flags_fail_the_grid_before_any_run(tmp_path, capsys, m
 
 
 def test_unwritable_results_folder_is_one_line_before_any_run(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cifar, "execute_run", lambda *a, **k: pytest.fail("a run was started"))
+    monkeypatch.setattr(launch, "execute_run", lambda *a, **k: pytest.fail("a run was started"))
     blocker = tmp_path / "file"
     blocker.write_text("")
     for folder in (blocker / "results", Path("/proc/nope")):
@@ -123,7 +124,7 @@ FAKE_MAIN = ("import os, sys; print(os.environ.get('OMP_NUM_THREADS'), os.enviro
 
 
 def test_local_launcher_threads_gpus_failures_and_locks(tmp_path, monkeypatch):
-    monkeypatch.setattr(cifar, "command", lambda run, results: [sys.executable, "-c", FAKE_MAIN, run.model])
+    monkeypatch.setattr(launch, "command", lambda run, results: [sys.executable, "-c", FAKE_MAIN, run.model])
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     runs = [cifar.Run("seq-fmnist", model, None, seed) for model, seed in (("ok", 0), ("bad", 0), ("ok", 1),
                                                                            ("term", 0))]
@@ -132,7 +133,7 @@ def test_local_launcher_threads_gpus_failures_and_locks(tmp_path, monkeypatch):
     checkpoint.write_text("the state main.py --resume auto continues from\n")
     (checkpoint.parents[1] / "log.txt").write_text("log of the interrupted attempt\n")
 
-    outcomes = cifar.launch_local(runs, tmp_path, jobs=2)
+    outcomes = launch.launch_local(runs, tmp_path, jobs=2)
     assert [status for status, _ in outcomes] == ["done", "failed", "done", "interrupted"]
     logs = [log.read_text().splitlines()[-1].split() for _, log in outcomes]
     threads = str(max(1, len(os.sched_getaffinity(0)) // 2))
@@ -145,10 +146,10 @@ def test_local_launcher_threads_gpus_failures_and_locks(tmp_path, monkeypatch):
     assert (done["model"], done["seed"], done["buffer"]) == ("ok", 0, None)
     assert list(tmp_path.glob("runs/*.lock")) == []  # no lock files once the runs are over
 
-    assert cifar.execute_run(runs[0], tmp_path) == "skipped"
-    with cifar.run_lock(tmp_path / "runs" / f"{runs[1].key}.lock") as held:  # another process runs it now
+    assert launch.execute_run(runs[0], tmp_path) == "skipped"
+    with launch.run_lock(tmp_path / "runs" / f"{runs[1].key}.lock") as held:  # another process runs it now
         assert held is not None
-        assert cifar.execute_run(runs[1], tmp_path) == "busy"
+        assert launch.execute_run(runs[1], tmp_path) == "busy"
     assert list(tmp_path.glob("runs/*.lock")) == []
 
 
@@ -156,7 +157,7 @@ def test_run_lock_is_never_held_twice_across_an_unlink(tmp_path, monkeypatch):
     """A process that opened the lock file just before its holder unlinked it gets the flock on the
     dead file: it must notice and lock the path's new file, so that a third process finds it busy."""
     path = tmp_path / "run.lock"
-    with cifar.run_lock(path) as first:
+    with launch.run_lock(path) as first:
         assert first is not None
         late = os.open(path, os.O_RDWR)  # a second process's open(), before the first one's release
     assert not path.exists()  # released: unlinked while still locked
@@ -166,11 +167,11 @@ def test_run_lock_is_never_held_twice_across_an_unlink(tmp_path, monkeypatch):
         calls.append(args)
         return late if len(calls) == 1 else real_open(*args, **kwargs)
 
-    monkeypatch.setattr(cifar.os, "open", open_late_first)
-    with cifar.run_lock(path) as second:
+    monkeypatch.setattr(launch.os, "open", open_late_first)
+    with launch.run_lock(path) as second:
         assert len(calls) == 2  # it locked the unlinked file, saw that, and locked the path's new one
         assert second is not None and os.fstat(second).st_ino == os.stat(path).st_ino
-        with cifar.run_lock(path) as third:
+        with launch.run_lock(path) as third:
             assert third is None  # busy: one holder at a time
         with open(path) as f:
             with pytest.raises(BlockingIOError):
@@ -186,11 +187,11 @@ def test_slurm_executor_parameters(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake_srun.parent}{os.pathsep}{os.environ['PATH']}")
     args, _ = cifar.parse_args(["--launcher", "slurm", "--partition", "gpu", "--time_min", "90", "--gpus_per_job", "2",
                                 "--cpus_per_job", "8", "--jobs", "3", "--results", str(tmp_path)])
-    executor = cifar.make_executor(args, tmp_path)
+    executor = launch.make_executor(args, tmp_path)
     assert executor.cluster == "slurm"
     script = executor._executor._make_submission_file_text("COMMAND", "uid")
     for line in ("--partition=gpu", "--time=90", "--gpus-per-node=2", "--cpus-per-task=8", "--job-name=cifar-grid",
-                 f"--output={tmp_path / 'submitit'}", f"export PYTHONPATH={cifar.REPO}"):
+                 f"--output={tmp_path / 'submitit'}", f"export PYTHONPATH={launch.REPO}"):
         assert line in script
     assert executor._executor.parameters["array_parallelism"] == 3
 
@@ -306,14 +307,16 @@ def test_table_equals_the_csv_rows_by_hand(fmnist_grid):
 
 
 def test_the_matrix_figure_reads_a_real_runs_final_checkpoint(fmnist_grid, tmp_path):
-    """utils/figures.py finds the final checkpoint of a grid run and its matrix holds the CSV row's means."""
-    from utils.figures import accuracy_matrix, run_matrix, write_figures
+    """experiments/figures.py finds the final checkpoint of a grid run and its matrix holds the CSV row's means."""
+    from experiments.figures import accuracy_matrix, write_figures
+    from experiments.runs import accuracy_matrix_of
+    from experiments.tables import tables
 
     results, _ = fmnist_grid
     assert (results / "accuracy_vs_buffer_seq-fmnist.png").stat().st_size > 0  # written by the summary
     [folder] = [p.parent for p in results.glob("runs/*/done.json") if json.loads(p.read_text())["model"] == "er"
                 and json.loads(p.read_text())["seed"] == 0]
-    rows = run_matrix(folder, "class-il")
+    rows = accuracy_matrix_of(folder, "class-il")
     with open(folder / "class-il" / "seq-fmnist" / "er" / "mean_accs.csv", newline="") as f:
         [row] = list(csv.DictReader(f))
     assert len(rows) == 5
@@ -321,7 +324,8 @@ def test_the_matrix_figure_reads_a_real_runs_final_checkpoint(fmnist_grid, tmp_p
         assert statistics.mean(accs[: t + 1]) == pytest.approx(float(row[f"task{t + 1}"]), abs=1e-9)
     matrix = accuracy_matrix(rows, "er", tmp_path / "m.png")
     assert matrix[4, 0] == rows[4][0] and (tmp_path / "m.png").stat().st_size > 0
-    written = write_figures(results, "seq-fmnist", tmp_path / "docs", models=("er", "sgd"))
+    runs, table, _ = tables(results, "seq-fmnist")
+    written = write_figures(results, "seq-fmnist", runs, table, tmp_path / "docs", models=("er", "sgd"))
     assert [p.name for p in written] == ["accuracy_vs_buffer_seq-fmnist.png", "matrix_seq-fmnist_er.png",
                                          "matrix_seq-fmnist_sgd.png"]
 

@@ -213,7 +213,8 @@ def _finished_run(results: Path, dataset: str, model: str, buffer: int | None, s
     """A finished grid run as cifar.py leaves it: done.json and the run's own CSV rows."""
     import json
 
-    from utils.grid import Run, best_args_of
+    from experiments.grid import best_args_of
+    from experiments.runs import Run
     from utils.loggers import append_row
 
     run = Run(dataset, model, buffer, seed, (), best_args_of(dataset, model, buffer))
@@ -226,7 +227,7 @@ def _finished_run(results: Path, dataset: str, model: str, buffer: int | None, s
 
 
 def test_grid_table_of_a_domain_il_dataset_has_one_accuracy_and_the_der_numbers(tmp_path):
-    from utils.grid_table import summarize
+    from experiments.tables import summarize
 
     for seed, acc in ((0, 80.0), (1, 84.0)):
         _finished_run(tmp_path, "perm-mnist", "derpp", 500, seed, {"domain-il": acc})
@@ -242,7 +243,7 @@ def test_grid_table_of_a_domain_il_dataset_has_one_accuracy_and_the_der_numbers(
 
 
 def test_grid_table_of_seq_tinyimg_shows_the_der_numbers(tmp_path):
-    from utils.grid_table import summarize
+    from experiments.tables import summarize
 
     _finished_run(tmp_path, "seq-tinyimg", "er", 200, 0, {"class-il": 9.0, "task-il": 39.0})
     assert "| er | 200 | 9.00 | - | 39.00 | - | -0.90 | 0.90 | 1 | 8.49 | 38.17 |" in summarize(tmp_path, "seq-tinyimg")

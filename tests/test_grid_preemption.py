@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import cifar
+from experiments import runs
 from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.slow  # end-to-end: starts main.py, cifar.py or a script as a process
@@ -45,7 +46,7 @@ def _main_py(results: Path) -> int | None:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if len(argv) > 1 and argv[1] == bytes(cifar.MAIN) and any(a.startswith(bytes(results)) for a in argv):
+        if len(argv) > 1 and argv[1] == bytes(runs.MAIN) and any(a.startswith(bytes(results)) for a in argv):
             return int(entry.name)
     return None
 

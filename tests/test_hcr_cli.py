@@ -69,7 +69,8 @@ def test_unknown_icr_mode_is_a_one_line_error(capsys):
 def test_gradient_mode_has_entries_of_its_own(monkeypatch, flags, name):
     """--icr_mode gradient trains another network than the faithful mode, so --load_best_args, the
     grid's run keys and the search's proposals all use the entries named "hcr-gradient"."""
-    from utils import best_args, grid
+    from experiments import grid
+    from utils import best_args
 
     entries = {"hcr": {200: {"lr": 0.01, "alpha": 0.5}}, "hcr-gradient": {200: {"lr": 0.1, "alpha": 0.01}}}
     monkeypatch.setitem(best_args.BEST_ARGS, "seq-fmnist", entries)

@@ -1,4 +1,4 @@
-"""Tests of utils/hcr_losses.py against independent (plain Python / brute-force) computations."""
+"""Tests of models/hcr_losses.py against independent (plain Python / brute-force) computations."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import miners as pml_miners
 
-from utils.hcr_losses import (
+from models.hcr_losses import (
     consecutive_correlation,
     correlation_congruence,
     semihard_triplets,

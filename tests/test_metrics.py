@@ -104,8 +104,7 @@ def test_history_mean_accs_leave_out_the_pre_task_entries():
 
 
 def test_result_row_columns_and_values():
-    args = {"lr": 0.1, "seed": 3, "model": "sgd", "csv_log": True, "data_path": "x", "results_path": "y",
-            "tensorboard": False, "load_best_args": False, "num_workers": 2, "offline": True, "device": "auto"}
+    args = {"lr": 0.1, "seed": 3, "model": "sgd", "device": "auto"}  # what result_arguments gives
     run = {"run_id": "abc", "device": "cpu"}
     row = result_row([50.0, 62.5, 190.0 / 3, 56.25], copy.deepcopy(R4), list(B4), args, run, (0.5, 240.5))
     assert list(row) == ["task1", "task2", "task3", "task4", "forward_transfer", "backward_transfer",

@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from models.continual_model import PlainSGD
-from utils.experiment import build
-from utils.hcr_losses import (
+from models.hcr_losses import (
     consecutive_correlation,
     correlation_congruence,
     triplet_distribution_kl,
     triplet_softmax_loss,
 )
+from utils.experiment import build
 
 HYPER = {"lr": 0.01, "batch_size": 8, "n_epochs": 1, "buffer_size": 50, "minibatch_size": 12,
          "alpha": 0.05, "beta": 0.7, "gamma": 0.5, "sigmoid": 0.9, "icr_mode": "faithful", "fuse_forward": False}

@@ -1,4 +1,4 @@
-"""cifar.py --search (utils/search.py): the same budget for every model, seeded sampling, the
+"""cifar.py --search (experiments/search.py): the same budget for every model, seeded sampling, the
 one-standard-error rule, divergence, resumption, the report, --validation on every run; main.py is
 replaced by a stub that writes a known accuracy (or diverges, or crashes)."""
 import contextlib
@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 import cifar
+from experiments import runs, search, search_report
 from tests.conftest import REPO
-from utils import search
 
 STUB = """import json, sys
 from pathlib import Path
@@ -69,7 +69,7 @@ def _key(config: dict) -> tuple:
 
 
 class FakeMain:
-    """main.py's stand-in (cifar.MAIN): a fixed accuracy per (model, buffer, seed, configuration), None
+    """main.py's stand-in (experiments.runs.MAIN): a fixed accuracy per (model, buffer, seed, configuration), None
     when the run diverges; ``crash`` names runs that fail once with a traceback (exit status 1, but
     without main.py's divergence message). Every start is logged with its command line."""
 
@@ -160,7 +160,7 @@ def searched(tmp_path_factory):
     fake = FakeMain(tmp_path / "fake", _spec(), targets)
     found = {}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cifar, "MAIN", tmp_path / "fake" / "main.py")
+        mp.setattr(runs, "MAIN", tmp_path / "fake" / "main.py")
         found["first"] = _main(_argv(tmp_path))
         found["started first"] = fake.started
         found["docs first"] = (tmp_path / "docs" / "search.md").read_text()
@@ -364,7 +364,7 @@ def test_a_crash_is_no_divergence_and_is_run_again(tmp_path, monkeypatch):
     spec = search.Search("seq-fmnist", ("er",), (200,), (), 2, 1)
     config = search.sample("er", 2)[1]
     fake = FakeMain(tmp_path / "fake", spec, {}, crash=[("er", 200, 0, _key(config))])
-    monkeypatch.setattr(cifar, "MAIN", tmp_path / "fake" / "main.py")
+    monkeypatch.setattr(runs, "MAIN", tmp_path / "fake" / "main.py")
     argv = ["--search", "--dataset", "seq-fmnist", "--models", "er", "--buffers", "200", "--budget", "2", "--top",
             "1", "--results", str(tmp_path / "results"), "--docs", str(tmp_path / "search.md")]
     code, out = _main(argv)
@@ -380,7 +380,7 @@ def test_any_dataset_any_model(tmp_path, monkeypatch, capsys):
     hcr entry in utils/best_args.py: search runs need none."""
     spec = search.Search("perm-fmnist", ("er",), (200,), (), 2, 1)
     fake = FakeMain(tmp_path / "fake", spec, {})
-    monkeypatch.setattr(cifar, "MAIN", tmp_path / "fake" / "main.py")
+    monkeypatch.setattr(runs, "MAIN", tmp_path / "fake" / "main.py")
     code, out = _main(["--search", "--dataset", "perm-fmnist", "--models", "er", "--buffers", "200", "--budget",
                        "2", "--top", "1", "--results", str(tmp_path / "results"), "--docs", str(tmp_path / "s.md")])
     configs = search.sample("er", 2)
@@ -452,7 +452,7 @@ def test_csv_rows_match_the_runs(searched):
 def test_a_gradient_mode_search_proposes_hcr_gradient_entries(tmp_path, monkeypatch):
     spec = search.Search("seq-fmnist", ("hcr",), (200,), ("--icr_mode", "gradient"), 2, 1)
     fake = FakeMain(tmp_path / "fake", spec, {})
-    monkeypatch.setattr(cifar, "MAIN", tmp_path / "fake" / "main.py")
+    monkeypatch.setattr(runs, "MAIN", tmp_path / "fake" / "main.py")
     code, out = _main(["--search", "--dataset", "seq-fmnist", "--models", "hcr", "--buffers", "200", "--budget", "2",
                        "--top", "1", "--results", str(tmp_path / "results"), "--docs", str(tmp_path / "s.md"),
                        "--", "--icr_mode", "gradient"])
@@ -468,6 +468,6 @@ def test_the_report_says_whether_best_args_holds_the_choice(monkeypatch):
     monkeypatch.setitem(best_args.BEST_ARGS, "seq-fmnist", entries)
     spec, row = search.Search("seq-fmnist", ("der",), (500,)), {"model": "der", "buffer_size": 500, "lr": 0.1,
                                                                  "minibatch_size": 10, "alpha": 1.0}
-    assert search.holds(row, spec) == "holds it"
-    assert search.holds({**row, "lr": 0.03}, spec) == "differs"
-    assert search.holds({**row, "buffer_size": 200}, spec) == "no entry"
+    assert search_report.holds(row, spec) == "holds it"
+    assert search_report.holds({**row, "lr": 0.03}, spec) == "differs"
+    assert search_report.holds({**row, "buffer_size": 200}, spec) == "no entry"

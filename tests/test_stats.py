@@ -1,5 +1,5 @@
-"""Tests of the table's uncertainty (utils/stats.py, utils/grid_table.py) and of the figures
-(utils/figures.py): intervals and paired differences against hand computations, the table and the
+"""Tests of the table's uncertainty (experiments/stats.py, experiments/tables.py) and of the figures
+(experiments/figures.py): intervals and paired differences against hand computations, the table and the
 paired rows on fake finished runs, and the PNG files with the values they plot."""
 import csv
 import json
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils.grid import Run, best_args_of
+from experiments.grid import best_args_of
+from experiments.runs import Run
+from experiments.stats import BETTER, NO_DIFFERENCE, TOO_FEW, WORSE, mean_ci, paired_difference
 from utils.loggers import append_row
-from utils.stats import BETTER, NO_DIFFERENCE, TOO_FEW, WORSE, mean_ci, paired_difference
 
 # --- the statistics, by hand -----------------------------------------------------------------
 
@@ -105,7 +106,7 @@ MATRIX = [[95.0, 11.0], [60.0, 94.0, 12.0], [40.0, 55.0, 93.0, 13.0], [30.0, 45.
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
-    from utils.grid_table import summarize
+    from experiments.tables import summarize
 
     results = tmp_path_factory.mktemp("grid")
     for (model, buffer, extra), accs in RUNS.items():
@@ -171,7 +172,7 @@ def test_the_paired_rows_give_the_difference_its_interval_and_the_verdict(grid):
 
 def test_worse_and_matching_flags_in_the_paired_rows(tmp_path):
     """A baseline with other flags than hcr's (its own flags set aside) is not compared."""
-    from utils.grid_table import summarize
+    from experiments.tables import summarize
 
     for seed, (mine, theirs) in enumerate(((60.0, 65.0), (61.0, 67.0), (59.0, 66.0))):
         _finished_run(tmp_path, "hcr", 200, seed, ("--n_epochs", "3", "--icr_mode", "gradient"), mine)
@@ -184,7 +185,7 @@ def test_worse_and_matching_flags_in_the_paired_rows(tmp_path):
 
 
 def test_no_paired_rows_without_hcr(tmp_path):
-    from utils.grid_table import summarize
+    from experiments.tables import summarize
 
     _finished_run(tmp_path, "derpp", 200, 0, (), 60.0)
     (tmp_path / f"paired_{DATASET}.csv").write_text("stale\n")
@@ -193,8 +194,8 @@ def test_no_paired_rows_without_hcr(tmp_path):
 
 
 def test_the_buffer_figure_plots_the_tables_values(grid, tmp_path):
-    from utils.figures import accuracy_vs_buffer
-    from utils.grid_table import collect, summary_table
+    from experiments.figures import accuracy_vs_buffer
+    from experiments.tables import collect, summary_table
 
     results, _ = grid
     png = results / f"accuracy_vs_buffer_{DATASET}.png"
@@ -220,7 +221,8 @@ def test_the_buffer_figure_plots_the_tables_values(grid, tmp_path):
 
 
 def test_the_matrix_figure_of_a_runs_final_checkpoint(grid, tmp_path):
-    from utils.figures import accuracy_matrix, write_figures
+    from experiments.figures import accuracy_matrix, write_figures
+    from experiments.tables import tables
 
     results, _ = grid
     png = results / f"matrix_{DATASET}_hcr.png"
@@ -229,14 +231,16 @@ def test_the_matrix_figure_of_a_runs_final_checkpoint(grid, tmp_path):
     matrix = accuracy_matrix(MATRIX, "hcr", tmp_path / "m.png")
     assert matrix.shape == (5, 5) and matrix[4].tolist() == MATRIX[4] and matrix[1, :2].tolist() == [60.0, 94.0]
     assert all(math.isnan(matrix[t, i]) for t in range(5) for i in range(t + 1, 5))  # before training task i
-    written = write_figures(results, DATASET, tmp_path / "docs")  # elsewhere, e.g. docs/
+    runs, table, _ = tables(results, DATASET)
+    written = write_figures(results, DATASET, runs, table, tmp_path / "docs")  # elsewhere, e.g. docs/
     assert [p.name for p in written] == [f"accuracy_vs_buffer_{DATASET}.png", f"matrix_{DATASET}_hcr.png"]
     assert all(p.parent == tmp_path / "docs" and p.stat().st_size > 0 for p in written)
 
 
 def test_run_matrix_reads_the_final_checkpoint(grid):
-    from utils.figures import matrix_run, run_matrix
-    from utils.grid_table import collect
+    from experiments.figures import matrix_run
+    from experiments.runs import accuracy_matrix_of
+    from experiments.tables import collect
 
     results, _ = grid
     runs = collect(results, DATASET)
@@ -245,5 +249,6 @@ def test_run_matrix_reads_the_final_checkpoint(grid):
     assert [(r["seed"], r["buffer_size"]) for r in (matrix_run(runs, "der", seed=2), matrix_run(runs, "der", 7))] \
         == [(2, 200), (0, 200)]  # the seed asked for; without it, the lowest
     assert matrix_run(runs, "er") is None
-    assert run_matrix(results / "runs" / run["key"], "class-il") == MATRIX  # task5.pt, not task2.pt
-    assert run_matrix(results / "runs" / matrix_run(collect(results, DATASET), "derpp")["key"], "class-il") is None
+    assert accuracy_matrix_of(results / "runs" / run["key"], "class-il") == MATRIX  # task5.pt, not task2.pt
+    derpp = matrix_run(collect(results, DATASET), "derpp")
+    assert accuracy_matrix_of(results / "runs" / derpp["key"], "class-il") is None

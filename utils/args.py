@@ -1,4 +1,5 @@
-"""Argument types and the parser of ``main.py``: errors are one line and exit with status 2."""
+"""Argument types and the parser of ``main.py``: errors are one line and exit with status 2, and each
+option declares once whether it changes a run's result or is plumbing."""
 import argparse
 import sys
 from collections.abc import Sequence
@@ -49,13 +50,47 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+class Arguments(argparse.Namespace):
+    """Parsed arguments that know which of them are plumbing: ``PLUMBING``, a class attribute that
+    the parser sets on a subclass of its own, so that vars() still lists only the arguments."""
+
+    PLUMBING: frozenset[str] = frozenset()
+
+
+def result_arguments(args: argparse.Namespace) -> dict:
+    """The arguments that determine a run's result, sorted by name: all but its parser's plumbing.
+    What a result row records and what a checkpoint must agree with."""
+    plumbing = getattr(args, "PLUMBING", frozenset())
+    return {k: v for k, v in sorted(vars(args).items()) if k not in plumbing}
+
+
 class CLIParser(argparse.ArgumentParser):
-    """ArgumentParser with one-line errors, defaults in --help, and a list of hyper-parameters:
-    arguments that ``--load_best_args`` may fill and that a run cannot start without."""
+    """ArgumentParser with one-line errors, defaults in --help, a list of hyper-parameters (arguments
+    that ``--load_best_args`` may fill and that a run cannot start without), and the one declaration
+    of which options are plumbing (``add_argument(..., plumbing=True)``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, formatter_class=DefaultsHelpFormatter, **kwargs)
         self.hyperparameters: list[str] = []
+
+    def add_argument(self, *names, plumbing: bool = False, **kwargs) -> argparse.Action:
+        """``plumbing``: the option changes where or how a run goes (paths, logging, resuming), never
+        what it learns; it is left out of result rows, checkpoint configurations, grid keys and the
+        tables' flags. Every other option changes the result."""
+        action = super().add_argument(*names, **kwargs)
+        action.plumbing = plumbing
+        return action
+
+    @property
+    def plumbing(self) -> dict[str, bool]:
+        """The plumbing options: option string: whether it takes a value."""
+        return {a.option_strings[0]: a.nargs != 0 for a in self._actions if getattr(a, "plumbing", False)}
+
+    def parse_known_args(self, args=None, namespace=None):
+        if namespace is None:
+            dests = frozenset(a.dest for a in self._actions if getattr(a, "plumbing", False))
+            namespace = type("Arguments", (Arguments,), {"PLUMBING": dests})()
+        return super().parse_known_args(args, namespace)
 
     def add_hyperparameter(self, name: str, type, help: str) -> None:
         self.add_argument(f"--{name}", type=type, default=None,

@@ -23,18 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.args import result_arguments
 from utils.errors import RunFailure, UserError
-from utils.loggers import NOT_LOGGED, TensorBoardLogger, readable_file_mode
+from utils.loggers import TensorBoardLogger, readable_file_mode
 from utils.training import History, Progress
 
 FORMAT = 2  # 2: tensors and plain values only (format 1 pickled Python objects)
-# Arguments that do not change a result: a checkpoint may be resumed with other values.
-PLUMBING = NOT_LOGGED
 
 
 def run_config(args: Namespace) -> dict:
-    """The arguments that determine the result of a run."""
-    return {k: v for k, v in sorted(vars(args).items()) if k not in PLUMBING}
+    """The arguments that determine the result of a run (plumbing may differ on resuming)."""
+    return result_arguments(args)
 
 
 def checkpoint_dir(args: Namespace, setting: str) -> Path:

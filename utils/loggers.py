@@ -10,10 +10,6 @@ from pathlib import Path
 from utils.errors import UserError
 from utils.metrics import backward_transfer, forgetting, forward_transfer
 
-# Run-time plumbing that does not change a result; left out of the CSV rows.
-NOT_LOGGED = ("csv_log", "tensorboard", "load_best_args", "data_path", "results_path", "num_workers", "offline",
-              "resume", "keep_checkpoints")
-
 
 def check_writable(folder: str | Path) -> None:
     """Fail before training, not after hours of it, when results cannot be written there."""
@@ -35,14 +31,14 @@ def result_row(mean_accs: list[float], results: list[list[float]], random_result
     """task1..taskT (mean accuracy after each task), forward_transfer, backward_transfer,
     forgetting, the last epoch's mean ``loss`` (the one the update follows) and ``released_loss`` (the
     released code's reported value), then what says which run it is (``run``: its id, device, time,
-    versions), then the run's arguments."""
+    versions), then ``args``: the arguments that determine its result (utils.args.result_arguments)."""
     row = {f"task{t + 1}": acc for t, acc in enumerate(mean_accs)}
     row["forward_transfer"] = forward_transfer(results, random_results)
     row["backward_transfer"] = backward_transfer(results)
     row["forgetting"] = forgetting(results)
     row["loss"], row["released_loss"] = losses
     row.update(run)
-    row.update((k, v) for k, v in args.items() if k not in NOT_LOGGED and k not in run)  # e.g. device: the real one
+    row.update((k, v) for k, v in args.items() if k not in run)  # e.g. device: the real one
     return row
 
 
@@ -126,7 +122,7 @@ class TensorBoardLogger:
 
     def __init__(self, results_path: str, setting: str, dataset: str, model: str, run_name: str, config: dict,
                  resumed_points: list[tuple[str, float, int]] | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # imported on use: only --tensorboard runs need it
 
         self.run_name = run_name
         self.log_dir = Path(results_path) / "tensorboard" / setting / dataset / model / run_name

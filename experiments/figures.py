@@ -1,19 +1,22 @@
 """The grid's figures (PNG, matplotlib's Agg canvas, no display needed), written by ``cifar.py
---summarize`` next to the summary, or anywhere with write_figures(results, dataset, folder):
+--summarize`` next to the summary (experiments/tables.py), or anywhere with write_figures:
 
 - ``accuracy_vs_buffer_<dataset>.png``: per reported setting, the accuracy after the last task
   against the buffer size for each replay model (mean over seeds, 95% CI error bars, the values of
-  utils/grid_table.py's table), the buffer-free models (sgd, joint) as horizontal reference lines;
+  experiments/tables.py's table), the buffer-free models (sgd, joint) as horizontal reference lines;
 - ``matrix_<dataset>_<model>.png``: the accuracy matrix of one run of the model (seed 0, or its
   lowest, at its smallest buffer): accuracy on task i after training task t, read from the run's
-  final checkpoint (utils/checkpoint.py), since the CSV rows hold only the means."""
+  final checkpoint (experiments.runs.accuracy_matrix_of), since the CSV rows hold only the means."""
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import offset_copy
+
+from experiments.runs import LABELS, accuracy_matrix_of, column, run_folder_of_key, settings_of
 
 HEATMAP_MODELS = ("hcr", "derpp")
 
@@ -30,11 +33,9 @@ def _label(model: str, flags: str, note: str) -> str:
 
 
 def buffer_plot_data(table, dataset: str) -> dict:
-    """What accuracy_vs_buffer plots, from utils.grid_table.summary_table's frame: per reported
+    """What accuracy_vs_buffer plots, from experiments.tables.summary_table's frame: per reported
     setting, ``series`` (label: buffers, means, CI lows and highs, by buffer) of the replay models and
     ``references`` (label: mean, CI low, CI high) of the buffer-free ones."""
-    from utils.grid_table import column, settings_of
-
     data = {}
     for setting in settings_of(dataset):
         c = column(setting)
@@ -58,8 +59,6 @@ def accuracy_vs_buffer(table, dataset: str, path: Path) -> dict:
     """Write the accuracy-against-buffer figure of ``table`` (summary_table's frame) to ``path``;
     return what the figure shows, read back from its lines and error bars, in buffer_plot_data's
     layout (a value without error bar, one seed, has low = high = mean)."""
-    from utils.grid_table import LABELS
-
     data = buffer_plot_data(table, dataset)
     figure = Figure(figsize=(6.4 * len(data), 4.8))
     axes = figure.subplots(1, len(data), squeeze=False)[0]
@@ -102,18 +101,6 @@ def accuracy_vs_buffer(table, dataset: str, path: Path) -> dict:
     return plotted
 
 
-def run_matrix(run_folder: Path, setting: str) -> list[list[float]] | None:
-    """The accuracy matrix R[t][i] (``setting``) of a grid run, from the final checkpoint in its
-    folder (``<run folder>/checkpoints/<setting>/<dataset>/<model>/<key>/task<T>.pt``); None without one."""
-    import torch
-
-    found = sorted(Path(run_folder).glob("checkpoints/*/*/*/*/task*.pt"), key=lambda p: int(p.stem[4:]))
-    if not found:
-        return None
-    state = torch.load(found[-1], map_location="cpu", weights_only=True)
-    return state["history"]["results"].get(setting)
-
-
 def accuracy_matrix(rows: list[list[float]], title: str, path: Path) -> np.ndarray:
     """Write the heatmap of an accuracy matrix (rows R[t] as the history holds them: R[t][i] after
     training task t on task i; entries past the diagonal, the accuracy on a task not trained yet,
@@ -152,32 +139,21 @@ def matrix_run(runs, model: str, seed: int = 0):
     return mine.sort_values(["seed", "buffer_size", "flags"], na_position="first").iloc[0]
 
 
-def write_figures(results: Path, dataset: str, folder: Path | None = None, *, runs=None, table=None,
+def write_figures(results: Path, dataset: str, runs, table, folder: Path | None = None,
                   models: tuple[str, ...] = HEATMAP_MODELS, seed: int = 0) -> list[Path]:
     """Write ``dataset``'s figures of the finished runs in ``results`` into ``folder`` (default:
-    ``results``; e.g. docs/) and return their paths: the accuracy-against-buffer figure and, for each
-    of ``models`` with a run whose checkpoint is kept, its accuracy matrix. ``runs`` and ``table``:
-    utils.grid_table's frames when the caller has them."""
-    import pandas as pd
-
-    from utils.grid_table import LABELS, settings_of, summary_table, tables
-
+    ``results``; e.g. docs/) and return their paths: the accuracy-against-buffer figure of ``table``
+    and, for each of ``models`` with a run in ``runs`` whose checkpoint is kept, its accuracy matrix
+    (``runs``, ``table``: experiments.tables' frames)."""
     results = Path(results)
     folder = results if folder is None else Path(folder)
-    if runs is None:
-        found = tables(results, dataset)
-        if found is None:
-            return []
-        runs, table, _ = found
-    elif table is None:
-        table = summary_table(runs, dataset)
     path = folder / f"accuracy_vs_buffer_{dataset}.png"
     accuracy_vs_buffer(table, dataset, path)
     written = [path]
     setting = settings_of(dataset)[0]
     for model in models:
         run = matrix_run(runs, model, seed)
-        rows = None if run is None else run_matrix(results / "runs" / run["key"], setting)
+        rows = None if run is None else accuracy_matrix_of(run_folder_of_key(results, run["key"]), setting)
         if not rows:
             continue
         buffer = "" if pd.isna(run["buffer_size"]) else f", buffer {run['buffer_size']}"

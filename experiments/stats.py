@@ -1,5 +1,5 @@
 """Uncertainty of the grid's results: the confidence interval of a mean over seeds, and the paired
-difference of two models over the seeds both ran (utils/grid_table.py uses both).
+difference of two models over the seeds both ran (experiments/tables.py uses both).
 
 Both intervals come from Student's t-distribution with n - 1 degrees of freedom:
 mean ± t_{(1 + level) / 2, n - 1} · s / √n, s the sample standard deviation (ddof=1)."""
@@ -7,6 +7,8 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from scipy.stats import t
 
 LEVEL = 0.95
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no significant difference"
@@ -48,8 +50,6 @@ class Paired:
 
 def t_quantile(level: float, n: int) -> float:
     """The two-sided t quantile t_{(1 + level) / 2, n - 1} of a level-``level`` interval from n values."""
-    from scipy.stats import t
-
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), not {level}")
     return float(t.ppf((1 + level) / 2, n - 1))

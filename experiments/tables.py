@@ -1,19 +1,35 @@
 """The grid's table: one row per finished run, then mean, sample standard deviation and 95% confidence
 interval of the mean over seeds per (model, buffer, flags), beside the DER paper's numbers where it has
-them, and hcr against derpp, der and er_ace paired by seed (utils/stats.py). ``flags`` are the run's flags
-after ``--`` that change the experiment (all but plumbing such as --data_path or --device); they are
-shown whenever a row has any, and --debug_mode rows are marked as not results. Figures: utils/figures.py."""
-import json
+them, and hcr against derpp, der and er_ace paired by seed (experiments/stats.py). ``flags`` are the run's
+flags after ``--`` that change its result (experiments.runs.experiment_flags: all but main.py's
+plumbing options); they are shown whenever a row has any, and --debug_mode rows are marked as not
+results. Figures: experiments/figures.py."""
 import shlex
 import sys
 from pathlib import Path
 
-from utils.grid import PAPER_MODELS, is_current
+import pandas as pd
 
-# Flags after -- that change where or how fast a run goes, not its results: left out of the table's
-# flags (value: whether the flag takes a value).
-PLUMBING = {"--data_path": True, "--device": True, "--num_workers": True, "--offline": False, "--tensorboard": False,
-            "--keep_checkpoints": False}
+import main
+from datasets import get_all_datasets
+from datasets.continual_dataset import DEBUG_BATCHES
+from experiments.figures import write_figures
+from experiments.grid import PAPER_MODELS, is_current
+from experiments.runs import (
+    LABELS,
+    column,
+    experiment_flags,
+    final_accuracy,
+    finished,
+    hand_made_rows,
+    run_accuracies,
+    settings_of,
+    without,
+)
+from experiments.stats import BETTER, NO_DIFFERENCE, TOO_FEW, WORSE, mean_ci, paired_difference
+from models import get_all_models
+from utils.best_args import lookup
+
 DEBUG_NOTE = "DEBUG ({} batches per epoch): not a result"
 LEVEL = 0.95  # of every confidence interval in the table
 # hcr against these, paired by seed, on the first reported accuracy; a baseline run matches an hcr run
@@ -59,63 +75,14 @@ REFERENCE = {
 REFERENCE["seq-cifar10-online"] = {("er", 200): (26.7, None), ("er", 1000): (38.7, None),
                                    ("er_ace", 200): (42.6, None), ("er_ace", 1000): (52.2, None)}
 REFERENCE_SOURCE = {"seq-cifar10-online": "ER-ACE paper"}  # the others: the DER paper
-LABELS = {"class-il": "class-IL", "task-il": "task-IL", "domain-il": "domain-IL"}
-
-
-def settings_of(dataset: str) -> tuple[str, ...]:
-    from datasets import get_all_datasets
-    from datasets.continual_dataset import reported_settings
-
-    return reported_settings(get_all_datasets()[dataset].SETTING)
-
-
-def column(setting: str) -> str:
-    return setting.replace("-", "_")
-
-
-def without(tokens: list[str] | tuple[str, ...], flags: dict[str, bool]) -> list[str]:
-    """``tokens`` (command-line flags) in their order, without ``flags`` (name: whether it takes a
-    value) and their values."""
-    kept, skip = [], False
-    for token in tokens:
-        if skip:
-            skip = False
-            continue
-        name = token.split("=")[0] if token.startswith("--") else None
-        if name in flags:
-            skip = flags[name] and "=" not in token
-            continue
-        kept.append(token)
-    return kept
-
-
-def experiment_flags(extra: list[str] | tuple[str, ...]) -> list[str]:
-    """The flags of ``extra`` (a run's flags after --) that change the experiment, in their order:
-    all but PLUMBING and their values."""
-    return without(extra, PLUMBING)
-
-
-def debug_batches() -> int:
-    from datasets.continual_dataset import DEBUG_BATCHES
-
-    return DEBUG_BATCHES
 
 
 def debug_note() -> str:
-    return DEBUG_NOTE.format(debug_batches())
+    return DEBUG_NOTE.format(DEBUG_BATCHES)
 
 
-def datasets_in(results: Path) -> list[str]:
-    """The datasets of the finished runs in ``results`` (grid runs and main.py's own rows), sorted."""
-    grid = {json.loads(marker.read_text())["dataset"] for marker in (results / "runs").glob("*/done.json")}
-    return sorted(grid | {path.parent.parent.name for path in results.glob("*/*/*/mean_accs.csv")
-                          if path.parent.parent.parent.name in LABELS})
-
-
-# Columns of a main.py row that are not arguments that change a result: its results, what says which
-# run it is, and what a table row is keyed by.
-NOT_FLAGS = {"forward_transfer", "backward_transfer", "forgetting", "loss", "released_loss", "run_id", "device",
-             "timestamp", "wall_seconds", "torch", "threads", "commit", "model", "dataset", "seed", "buffer_size"}
+# main.py's options that a table row is keyed by (or that its dataset fixes), not shown as its flags.
+KEYED = {"model", "dataset", "seed", "buffer_size"}
 
 
 def _same(value: str, expected) -> bool:
@@ -131,26 +98,22 @@ def _same(value: str, expected) -> bool:
 def row_flags(row: dict[str, str], dataset: str) -> list[str]:
     """The flags of a run that main.py wrote ``row`` for (``--csv_log`` without cifar.py), in the form of
     a grid run's flags after --: every argument whose value is not the one a grid run without flags
-    gets (the best arguments of utils/best_args.py where they have an entry, else main.py's default)."""
-    import main
-    from datasets import get_all_datasets
-    from models import get_all_models
-    from utils.best_args import lookup
-
+    gets (the best arguments of utils/best_args.py where they have an entry, else main.py's default).
+    Plumbing options have no column; the device column says where the run ran, not a flag."""
     models, datasets = get_all_models(), get_all_datasets()
     model_cls = models[row["model"]]
     parser = main.build_parser(models, datasets, model_cls)
-    given = [token for k, v in row.items() if k not in NOT_FLAGS and v not in ("", "None") for token in (f"--{k}", v)]
-    buffer = int(float(row["buffer_size"])) if row.get("buffer_size") not in (None, "", "None") else None
+    options = {a.dest for a in parser._actions if not a.plumbing} - KEYED - {"device"}
+    given = [token for k, v in row.items() if k in options and v not in ("", "None") for token in (f"--{k}", v)]
     try:
-        best = lookup(dataset, model_cls.best_args_name(given), buffer)
+        best = lookup(dataset, model_cls.best_args_name(given), _buffer(row.get("buffer_size")))
     except KeyError:
         best = {}
-    expected = {"num_filters": datasets[dataset].NUM_FILTERS}
+    expected = main.dataset_defaults(datasets[dataset])
     flags = []
     for action in parser._actions:
         name, value = action.dest, row.get(action.dest)
-        if value is None or name in NOT_FLAGS:
+        if value is None or name not in options:
             continue
         if _same(value, expected.get(name, best.get(name, action.default))):
             continue
@@ -163,29 +126,25 @@ def row_flags(row: dict[str, str], dataset: str) -> list[str]:
     return flags
 
 
+def _buffer(value) -> int | None:
+    return None if value in (None, "", "None") or value != value else int(float(value))
+
+
 def manual_rows(results: Path, dataset: str) -> list[dict]:
     """The rows that main.py --csv_log wrote into ``results`` itself (runs made by hand, not by
     cifar.py), as collect's rows: the run id as key, the flags from ``row_flags``."""
-    import csv
-
-    settings = settings_of(dataset)
+    first = settings_of(dataset)[0]
     by_run: dict[str, dict] = {}
-    for setting in settings:
-        for path in sorted((results / setting / dataset).glob("*/mean_accs.csv")):
-            with open(path, newline="") as f:
-                for row in csv.DictReader(f):
-                    seed = row.get("seed", "")
-                    flags = row_flags(row, dataset)
-                    entry = by_run.setdefault(row["run_id"], {
-                        "key": row["run_id"], "model": row["model"],
-                        "buffer_size": int(float(row["buffer_size"])) if row.get("buffer_size") not in (
-                            None, "", "None") else None,
-                        "seed": int(seed) if seed not in ("", "None") else None, "flags": shlex.join(flags),
-                        "note": debug_note() if "--debug_mode" in flags else "", "extra": shlex.join(flags)})
-                    tasks = [c for c in row if c.startswith("task") and c[4:].isdigit()]
-                    entry[column(setting)] = float(row[max(tasks, key=lambda c: int(c[4:]))])
-                    if setting == settings[0]:
-                        entry["bwt"], entry["forgetting"] = float(row["backward_transfer"]), float(row["forgetting"])
+    for setting, row in hand_made_rows(results, dataset):
+        seed = row.get("seed", "")
+        flags = row_flags(row, dataset)
+        entry = by_run.setdefault(row["run_id"], {
+            "key": row["run_id"], "model": row["model"], "buffer_size": _buffer(row.get("buffer_size")),
+            "seed": int(seed) if seed not in ("", "None") else None, "flags": shlex.join(flags),
+            "note": debug_note() if "--debug_mode" in flags else "", "extra": shlex.join(flags)})
+        entry[column(setting)] = final_accuracy(row)
+        if setting == first:
+            entry["bwt"], entry["forgetting"] = float(row["backward_transfer"]), float(row["forgetting"])
     return list(by_run.values())
 
 
@@ -193,14 +152,9 @@ def collect(results: Path, dataset: str):
     """One row per finished run of ``dataset``: the grid's runs made with the current best arguments
     and the runs whose rows main.py wrote into ``results`` itself (``manual_rows``): its accuracies
     after the last task, BWT and forgetting."""
-    import pandas as pd
-
-    from utils.loggers import csv_path
-
     settings = settings_of(dataset)
     rows, stale = [], 0
-    for marker in sorted((results / "runs").glob("*/done.json")):
-        info = json.loads(marker.read_text())
+    for folder, info in finished(results):
         if info["dataset"] != dataset:
             continue
         if not is_current(info):
@@ -210,12 +164,7 @@ def collect(results: Path, dataset: str):
         row = {"key": info["key"], "model": info["model"], "buffer_size": info["buffer"], "seed": info["seed"],
                "flags": shlex.join(flags), "note": debug_note() if "--debug_mode" in flags else "",
                "extra": shlex.join(info["extra"])}
-        for setting in settings:
-            last = pd.read_csv(csv_path(str(marker.parent), setting, dataset, info["model"])).iloc[-1]
-            row[column(setting)] = last[max((c for c in last.index if c[4:].isdigit()), key=lambda c: int(c[4:]))]
-            if setting == settings[0]:  # BWT and forgetting of the class-IL (or domain-IL) matrix
-                row["bwt"], row["forgetting"] = last["backward_transfer"], last["forgetting"]
-        rows.append(row)
+        rows.append(row | run_accuracies(folder, dataset, info["model"]))
     rows += manual_rows(results, dataset)
     if stale:
         print(f"left out {stale} finished run(s) made with other values than utils/best_args.py gives now",
@@ -231,8 +180,6 @@ def collect(results: Path, dataset: str):
 
 def _group_stats(group, settings: tuple[str, ...]) -> dict:
     """Mean, sample std and 95% CI of each reported accuracy over a group's seeds; mean BWT and forgetting."""
-    from utils.stats import mean_ci
-
     row = {}
     for setting in settings:
         ci = mean_ci(group[column(setting)], LEVEL)
@@ -246,8 +193,6 @@ def summary_table(runs, dataset: str):
     the mean (t-distribution, n - 1 degrees of freedom) of each reported accuracy, mean BWT and
     forgetting, the number of seeds and, where the DER paper (or REFERENCE_SOURCE) has them, its numbers
     (columns ``paper_<setting>``)."""
-    import pandas as pd
-
     settings = settings_of(dataset)
     keys = ["model", "buffer_size", "flags", "note"]
     rows = [dict(zip(keys, key, strict=True)) | _group_stats(group, settings)
@@ -267,12 +212,8 @@ def summary_table(runs, dataset: str):
 
 def paired_table(runs, dataset: str):
     """hcr minus each of BASELINES on the first reported accuracy, per (buffer, hcr flags), paired by
-    seed (utils.stats.paired_difference): one row per baseline that has runs with the matching flags
+    seed (experiments.stats.paired_difference): one row per baseline that has runs with the matching flags
     (hcr's flags without HCR_ONLY)."""
-    import pandas as pd
-
-    from utils.stats import paired_difference
-
     setting = settings_of(dataset)[0]
     rows = []
     hcr = runs[runs["model"] == "hcr"]
@@ -323,8 +264,6 @@ def _markdown_row(cells: list[str]) -> str:
 
 
 def summary_markdown(table, dataset: str) -> list[str]:
-    import pandas as pd
-
     settings = settings_of(dataset)
     reference = f"paper_{column(settings[0])}" in table
 
@@ -339,7 +278,7 @@ def summary_markdown(table, dataset: str) -> list[str]:
              f"{LEVEL:.0%} confidence interval of the mean (t-distribution, seeds - 1 degrees of freedom; "
              "none with one seed)", ""]
     if (table["note"] != "").any():
-        lines += [f"**WARNING: the rows marked DEBUG ran with --debug_mode ({debug_batches()} batches per epoch and "
+        lines += [f"**WARNING: the rows marked DEBUG ran with --debug_mode ({DEBUG_BATCHES} batches per epoch and "
                   "per evaluation): smoke tests, not results.**", ""]
     lines += [_markdown_row(header), "|" + "---|" * len(header)]
     for r in table.itertuples():
@@ -358,8 +297,6 @@ def summary_markdown(table, dataset: str) -> list[str]:
 
 
 def paired_markdown(paired, dataset: str) -> list[str]:
-    from utils.stats import BETTER, NO_DIFFERENCE, TOO_FEW, WORSE
-
     label = LABELS[settings_of(dataset)[0]]
     only = ", ".join(f"`{flag}`" for flag in HCR_ONLY)
     baselines = " and ".join(f"hcr − {b}" for b in BASELINES if (paired["baseline"] == b).any())
@@ -384,10 +321,8 @@ def paired_markdown(paired, dataset: str) -> list[str]:
 
 def summarize(results: Path, dataset: str, figures: Path | None = None) -> str | None:
     """Write summary_<dataset>.{csv,md}, runs_<dataset>.csv (one row per run), paired_<dataset>.csv
-    (when hcr and derpp or der ran at the same buffer) and the figures (utils/figures.py; into
+    (when hcr and derpp or der ran at the same buffer) and the figures (experiments/figures.py; into
     ``figures``, default ``results``), and return the Markdown."""
-    from utils.figures import write_figures
-
     found = tables(results, dataset)
     if found is None:
         return None
@@ -403,7 +338,7 @@ def summarize(results: Path, dataset: str, figures: Path | None = None) -> str |
         lines += ["", *paired_markdown(paired, dataset)]
     text = "\n".join(lines) + "\n"
     (results / f"summary_{dataset}.md").write_text(text)
-    written = write_figures(results, dataset, figures or results, runs=runs, table=table)
+    written = write_figures(results, dataset, runs, table, figures or results)
     if written:
         print(f"figures: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return text
