@@ -1,5 +1,5 @@
 """A grid job pre-empted or timed out under submitit is requeued (submitit's checkpoint mechanism:
-cifar.GridJob) and its main.py resumes from the run's checkpoint (--resume auto), ending with the
+experiments.launch.GridJob) and its main.py resumes from the run's checkpoint (--resume auto), ending with the
 same CSV row as an uninterrupted run. Through submitit's local executor, the code path of SLURM."""
 import contextlib
 import csv

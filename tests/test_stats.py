@@ -237,7 +237,7 @@ def test_the_matrix_figure_of_a_runs_final_checkpoint(grid, tmp_path):
     assert all(p.parent == tmp_path / "docs" and p.stat().st_size > 0 for p in written)
 
 
-def test_run_matrix_reads_the_final_checkpoint(grid):
+def test_the_accuracy_matrix_of_a_run_is_read_from_its_final_checkpoint(grid):
     from experiments.figures import matrix_run
     from experiments.runs import accuracy_matrix_of
     from experiments.tables import collect
