@@ -54,8 +54,8 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
                         help="Base width of the ResNet-18 of the image datasets (default: the dataset's; 64, "
                              "seq-cifar10-online 20).")
     parser.add_argument("--classifier", choices=CLASSIFIERS, default=None,
-                        help="The ResNet-18's classifier: linear (default) or cosine (scaled cosine similarity, "
-                             "the official ER-ACE code's head).")
+                        help="The ResNet-18's classifier: linear, or cosine (scaled cosine similarity, the official "
+                             "ER-ACE code's head) (default: the model's; cosine for er_ace, linear for the others).")
     parser.add_argument("--seed", type=seed_int, default=None, help="Random seed (unseeded when omitted).")
     parser.add_argument("--load_best_args", plumbing=True, action="store_true",
                         help="Fill hyper-parameters not given on the command line from utils/best_args.py.")
@@ -90,11 +90,11 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
     return parser
 
 
-def dataset_defaults(dataset_cls: type) -> dict:
-    """The values that the network options take when not given: the dataset's ResNet-18 width and a
-    linear classifier (None for an MLP dataset, which has neither option)."""
+def network_defaults(dataset_cls: type, model_cls: type) -> dict:
+    """The values that the network options take when not given: the dataset's ResNet-18 width and the
+    model's classifier (None for an MLP dataset, which has neither option)."""
     width = dataset_cls.NUM_FILTERS
-    return {"num_filters": width, "classifier": None if width is None else "linear"}
+    return {"num_filters": width, "classifier": None if width is None else model_cls.CLASSIFIER}
 
 
 def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None = None) -> argparse.Namespace:
@@ -116,7 +116,7 @@ def parse_args(argv: list[str], models: dict, datasets: dict, prog: str | None =
                      f"(ResNet-18 datasets: {resnets})")
     if width is None and args.classifier is not None:
         parser.error(f"--classifier chooses the head of a ResNet-18; {args.dataset} trains an MLP")
-    for name, value in dataset_defaults(datasets[args.dataset]).items():  # what the run trains, in its row
+    for name, value in network_defaults(datasets[args.dataset], model_cls).items():  # what the run trains
         setattr(args, name, getattr(args, name) or value)
     buffer_size = getattr(args, "buffer_size", None)
     if getattr(model_cls, "BEST_ARGS_BY_BUFFER", False) and buffer_size is None:

@@ -109,7 +109,7 @@ def row_flags(row: dict[str, str], dataset: str) -> list[str]:
         best = lookup(dataset, model_cls.best_args_name(given), _buffer(row.get("buffer_size")))
     except KeyError:
         best = {}
-    expected = main.dataset_defaults(datasets[dataset])
+    expected = main.network_defaults(datasets[dataset], model_cls)
     flags = []
     for action in parser._actions:
         name, value = action.dest, row.get(action.dest)

@@ -107,6 +107,7 @@ class ContinualModel(nn.Module):
     TRAINS_ON_STREAM = True  # False: the training loop trains on all tasks after the last one
     FUSE_FORWARD: bool | None = None  # None: --fuse_forward decides (default: fuse without BatchNorm)
     BEST_ARGS_MODEL: str | None = None  # the model whose utils/best_args.py entries it uses (None: its own)
+    CLASSIFIER = "linear"  # the head of a ResNet-18 unless --classifier says otherwise
 
     @classmethod
     def best_args_name(cls, flags: Sequence[str] = ()) -> str:

@@ -121,9 +121,20 @@ def test_cosine_classifier_is_ten_times_the_cosine_similarity():
     assert not any("bias" in name for name, _ in head.named_parameters())
 
 
+def _head(cifar10_path: str, model: str, **hyper) -> nn.Module:
+    args = make_args(model, "seq-cifar10-online", lr=0.1, batch_size=10, n_epochs=1, buffer_size=20,
+                     minibatch_size=10, **hyper)
+    args.data_path = cifar10_path
+    return DATASETS["seq-cifar10-online"](args, CPU).get_backbone().classifier
+
+
 def test_classifier_flag_picks_the_resnet_head(cifar10_path):
-    assert isinstance(_online(cifar10_path).get_backbone().classifier, nn.Linear)
-    assert isinstance(_online(cifar10_path, classifier="cosine").get_backbone().classifier, CosineClassifier)
+    assert isinstance(_head(cifar10_path, "er"), nn.Linear)  # every model's default but er_ace's
+    assert isinstance(_head(cifar10_path, "er", classifier="cosine"), CosineClassifier)
+    assert isinstance(_head(cifar10_path, "er_ace"), CosineClassifier)  # the official ER-ACE code's head
+    assert isinstance(_head(cifar10_path, "er_ace", classifier="linear"), nn.Linear)
+    assert make_args("er_ace", "seq-cifar10-online", lr=0.1, buffer_size=20, minibatch_size=10, batch_size=10,
+                     n_epochs=1).classifier == "cosine"  # in its CSV row
     assert make_args("sgd", "seq-fmnist", lr=0.1, batch_size=10, n_epochs=1).classifier is None  # an MLP has none
 
 
