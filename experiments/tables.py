@@ -75,6 +75,11 @@ REFERENCE = {
 REFERENCE["seq-cifar10-online"] = {("er", 200): (26.7, None), ("er", 1000): (38.7, None),
                                    ("er_ace", 200): (42.6, None), ("er_ace", 1000): (52.2, None)}
 REFERENCE_SOURCE = {"seq-cifar10-online": "ER-ACE paper"}  # the others: the DER paper
+# The standard errors that the ER-ACE paper prints beside its means (10 runs): where a reference has
+# them, ours are checked against it in combined standard errors (paper_check_table).
+REFERENCE_SE = {"seq-cifar10-online": {("er", 200): 1.0, ("er", 1000): 0.8, ("er_ace", 200): 0.7,
+                                       ("er_ace", 1000): 0.7}}
+CHECK_LIMIT = 2.0  # a gap beyond this many combined standard errors is a protocol difference to find
 
 
 def debug_note() -> str:
@@ -210,6 +215,31 @@ def summary_table(runs, dataset: str):
     return table
 
 
+def paper_check_table(table, dataset: str):
+    """Our rows of ``table`` (summary_table's frame) that REFERENCE_SE's paper reports, beside it on
+    the first reported accuracy: mean and standard error (sample std / sqrt(seeds)) each, the gap and
+    the gap in combined standard errors, sqrt(ours² + paper's²); None where the paper prints none."""
+    errors = REFERENCE_SE.get(dataset)
+    if not errors:
+        return None
+    c, rows = column(settings_of(dataset)[0]), []
+    for r in table.itertuples():
+        r = r._asdict()
+        key = (r["model"], None if pd.isna(r["buffer_size"]) else int(r["buffer_size"]))
+        if key not in errors:
+            continue
+        se = r[f"{c}_std"] / r["seeds"] ** 0.5
+        paper, paper_se = REFERENCE[dataset][key][0], errors[key]
+        gap = r[f"{c}_mean"] - paper
+        in_se = gap / (se ** 2 + paper_se ** 2) ** 0.5
+        rows.append({"model": r["model"], "buffer_size": r["buffer_size"], "flags": r["flags"], "note": r["note"],
+                     "seeds": r["seeds"], "mean": r[f"{c}_mean"], "se": se, "paper": paper, "paper_se": paper_se,
+                     "gap": gap, "gap_in_se": in_se,
+                     "check": "-" if pd.isna(in_se) else "within" if abs(in_se) <= CHECK_LIMIT else "beyond"})
+    return pd.DataFrame(rows, columns=["model", "buffer_size", "flags", "note", "seeds", "mean", "se", "paper",
+                                       "paper_se", "gap", "gap_in_se", "check"])
+
+
 def paired_table(runs, dataset: str):
     """hcr minus each of BASELINES on the first reported accuracy, per (buffer, hcr flags), paired by
     seed (experiments.stats.paired_difference): one row per baseline that has runs with the matching flags
@@ -296,6 +326,26 @@ def summary_markdown(table, dataset: str) -> list[str]:
     return lines
 
 
+def paper_check_markdown(check, dataset: str) -> list[str]:
+    source, label = REFERENCE_SOURCE.get(dataset, "DER paper"), LABELS[settings_of(dataset)[0]]
+
+    def se(mean: float, error: float) -> str:
+        return f"{mean:.2f}" if pd.isna(error) else f"{mean:.2f} ± {error:.2f}"
+
+    lines = [f"### {dataset}: ours beside the {source}, {label} accuracy (%) after the last task, mean ± "
+             "standard error over seeds", "",
+             f"Gap: ours minus the paper's mean; in combined standard errors, divided by sqrt(ours² + the "
+             f"paper's²). Check: within {CHECK_LIMIT:g} combined standard errors, or beyond (a protocol "
+             "difference to find); none with one seed.", "",
+             _markdown_row(["model", "buffer", "flags", "seeds", "ours", source, "gap", "gap in combined SEs",
+                            "check"]), "|" + "---|" * 9]
+    for r in check.itertuples():
+        lines.append(_markdown_row([r.model, str(r.buffer_size), _flags_cell(r.flags, r.note) or "(none)",
+                                    str(r.seeds), se(r.mean, r.se), se(r.paper, r.paper_se),
+                                    _number(r.gap, signed=True), _number(r.gap_in_se, signed=True), r.check]))
+    return lines
+
+
 def paired_markdown(paired, dataset: str) -> list[str]:
     label = LABELS[settings_of(dataset)[0]]
     only = ", ".join(f"`{flag}`" for flag in HCR_ONLY)
@@ -330,6 +380,9 @@ def summarize(results: Path, dataset: str, figures: Path | None = None) -> str |
     runs.to_csv(results / f"runs_{dataset}.csv", index=False)
     table.to_csv(results / f"summary_{dataset}.csv", index=False)
     lines = summary_markdown(table, dataset)
+    check = paper_check_table(table, dataset)
+    if check is not None and not check.empty:
+        lines += ["", *paper_check_markdown(check, dataset)]
     paired_csv = results / f"paired_{dataset}.csv"
     if paired.empty:
         paired_csv.unlink(missing_ok=True)  # no longer true of these runs

@@ -166,3 +166,18 @@ def test_summarize_report_holds_every_dataset_and_its_command(tmp_path):
     (tmp_path / "empty").mkdir()
     code, _ = _cifar(["--summarize", "--results", str(tmp_path / "empty"), "--report", str(report)])
     assert code == 1 and report.read_text() == text  # nothing to report: the report stays as it was
+
+
+def test_the_online_table_checks_ours_against_the_paper_in_combined_standard_errors(tmp_path, monkeypatch):
+    from utils import best_args
+
+    monkeypatch.setitem(best_args.BEST_ARGS, "seq-cifar10-online",
+                        {"er": {200: {"lr": 0.1}}, "er_ace": {200: {"lr": 0.1}}})
+    for seed, (er, er_ace) in enumerate([(25.0, 34.0), (27.0, 35.0), (29.0, 36.0)]):
+        finished_run(tmp_path, "seq-cifar10-online", "er", 200, seed, [], er)
+        finished_run(tmp_path, "seq-cifar10-online", "er_ace", 200, seed, [], er_ace)
+    text = summarize(tmp_path, "seq-cifar10-online")
+    # er: mean 27, sample std 2, SE 2/sqrt(3); paper 26.7 ± 1.0: gap 0.3 / sqrt(4/3 + 1) = 0.196
+    assert "| er | 200 | (none) | 3 | 27.00 ± 1.15 | 26.70 ± 1.00 | +0.30 | +0.20 | within |" in text
+    # er_ace: mean 35, std 1, SE 1/sqrt(3); paper 42.6 ± 0.7: gap -7.6 / sqrt(1/3 + 0.49) = -8.38
+    assert "| er_ace | 200 | (none) | 3 | 35.00 ± 0.58 | 42.60 ± 0.70 | -7.60 | -8.38 | beyond |" in text
