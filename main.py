@@ -73,7 +73,7 @@ def build_parser(models: dict, datasets: dict, model_cls: type | None, prog: str
     parser.add_argument("--num_workers", plumbing=True, type=non_negative_int, default=None,
                         help="DataLoader workers of --loader pil (default: from the free cores).")
     parser.add_argument("--channels_last", action="store_true",
-                        help="Channels-last memory format for the network (a layout change, same values).")
+                        help="Channels-last memory format for the network (the same function, other rounding).")
     parser.add_argument("--amp", action="store_true",
                         help="bf16 autocast of forward passes (lower precision; losses stay float32).")
     parser.add_argument("--offline", plumbing=True, action="store_true", help="Never try to download a dataset.")
