@@ -58,8 +58,9 @@ def build_parser() -> CLIParser:
                         help="Buffer sizes of the replay models (buffer-free models run once).")
     parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=None,
                         help="Seeds of every (model, buffer) (default: 0 to 9; --search sets its own).")
-    parser.add_argument("--results", default="results",
-                        help="Results folder: runs/<key>/ per run, the summary files at the top.")
+    parser.add_argument("--results", nargs="+", default=["results"],
+                        help="Results folder: runs/<key>/ per run, the summary files at the top; --summarize takes "
+                             "several, and tabulates each (e.g. the Fashion-MNIST and the CIFAR-10 runs).")
     parser.add_argument("--preset", choices=list(PRESETS),
                         help="released: the released cifar.py's single run (seq-cifar10, hcr, buffer 200, seed 60, "
                              "lr 0.3, alpha = beta = gamma = 0.5, sigmoid 0.3, TensorBoard on). Default: none, the "
@@ -113,6 +114,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[Run]]:
         extra = preset.pop("extra") + extra  # given after --, a flag wins over the preset's
         parser.set_defaults(**preset)
         args = parser.parse_args(own)
+    if len(args.results) > 1 and not args.summarize:
+        parser.error("only --summarize takes several --results folders")
     clash = [flag for flag in extra if flag.split("=")[0] in managed_flags()]
     if clash:
         parser.error(f"{', '.join(clash)} after -- clash with the grid (use --dataset/--models/--buffers/--seeds)")
@@ -184,22 +187,26 @@ def check_main_arguments(runs: list[Run]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args, runs = parse_args(argv)
-    results = Path(args.results).resolve()
-    if args.summarize and not results.is_dir():  # nothing to tabulate, and nothing to create
-        print(f"cifar.py: error: results folder {results} does not exist", file=sys.stderr)
+    folders = [Path(folder).resolve() for folder in args.results]
+    missing = [folder for folder in folders if not folder.is_dir()]
+    if args.summarize and missing:  # nothing to tabulate, and nothing to create
+        print(f"cifar.py: error: results folder {missing[0]} does not exist", file=sys.stderr)
         return 2
     if not args.dry_run:
         try:
-            check_writable(results)
+            for folder in folders:
+                check_writable(folder)
         except UserError as e:
             print(f"cifar.py: error: {e}", file=sys.stderr)
             return 2
+    [results, *_] = folders
     if args.summarize:
-        datasets = [args.dataset] if args.dataset else datasets_in(results)
-        texts = [text for text in (summarize(results, dataset, args.figures) for dataset in datasets) if text]
+        texts = [text for folder in folders for dataset in ([args.dataset] if args.dataset else datasets_in(folder))
+                 if (text := summarize(folder, dataset, args.figures))]
         which = f"{args.dataset} " if args.dataset else ""
-        print("\n".join(texts) if texts else f"no finished {which}runs in {results} (neither grid runs in "
-              f"{results / 'runs'} nor rows that main.py --csv_log wrote there)")
+        print("\n".join(texts) if texts else f"no finished {which}runs in {', '.join(map(str, folders))} (neither "
+              f"grid runs in {', '.join(str(f / 'runs') for f in folders)} nor rows that main.py --csv_log wrote "
+              "there)")
         if texts and args.report:
             write_report(args.report, texts, "python cifar.py " + shlex.join(argv))
         return 0 if texts else 1

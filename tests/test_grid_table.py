@@ -168,6 +168,26 @@ def test_summarize_report_holds_every_dataset_and_its_command(tmp_path):
     assert code == 1 and report.read_text() == text  # nothing to report: the report stays as it was
 
 
+def test_summarize_reports_several_results_folders_in_one_file(tmp_path):
+    """The Fashion-MNIST and the CIFAR-10 runs live in folders of their own; one report holds both."""
+    finished_run(tmp_path / "a", "seq-fmnist", "sgd", None, 0, [], 40.0)
+    finished_run(tmp_path / "b", "seq-cifar10", "er", 200, 0, [], 50.0)
+    report = tmp_path / "results.md"
+    code, _ = _cifar(["--summarize", "--results", str(tmp_path / "a"), str(tmp_path / "b"), "--report", str(report)])
+    text = report.read_text()
+    assert code == 0
+    assert (tmp_path / "a" / "summary_seq-fmnist.md").read_text() in text
+    assert (tmp_path / "b" / "summary_seq-cifar10.md").read_text() in text
+    assert not (tmp_path / "a" / "summary_seq-cifar10.md").exists()  # each folder's own datasets only
+
+
+def test_only_summarize_takes_several_results_folders(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cifar.parse_args(["--dataset", "seq-fmnist", "--models", "sgd", "--results", str(tmp_path), str(tmp_path)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == "cifar.py: error: only --summarize takes several --results folders"
+
+
 def test_the_online_table_checks_ours_against_the_paper_in_combined_standard_errors(tmp_path, monkeypatch):
     from utils import best_args
 
