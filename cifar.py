@@ -60,7 +60,8 @@ def build_parser() -> CLIParser:
                         help="Seeds of every (model, buffer) (default: 0 to 9; --search sets its own).")
     parser.add_argument("--results", nargs="+", default=["results"],
                         help="Results folder: runs/<key>/ per run, the summary files at the top; --summarize takes "
-                             "several, and tabulates each (e.g. the Fashion-MNIST and the CIFAR-10 runs).")
+                             "several, and tabulates each (e.g. the Fashion-MNIST and the CIFAR-10 runs) "
+                             "(default: results).")
     parser.add_argument("--preset", choices=list(PRESETS),
                         help="released: the released cifar.py's single run (seq-cifar10, hcr, buffer 200, seed 60, "
                              "lr 0.3, alpha = beta = gamma = 0.5, sigmoid 0.3, TensorBoard on). Default: none, the "
