@@ -156,8 +156,9 @@ def last_attempt(run: Run, results: Path) -> str:
 
 
 def has_diverged(run: Run, results: Path) -> bool:
-    """Whether main.py stopped the run's newest attempt at a non-finite loss."""
-    return not is_done(run, results) and DIVERGED_MESSAGE in last_attempt(run, results)
+    """Whether main.py stopped the run's newest attempt at a non-finite loss (callers ask is_done first:
+    a finished run's newest attempt exited 0)."""
+    return DIVERGED_MESSAGE in last_attempt(run, results)
 
 
 # --- reading a run back --------------------------------------------------------------------------
