@@ -267,7 +267,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv, get_all_models(), get_all_datasets())
+    args = parse_args(argv, get_all_models(), get_all_datasets(), prog="main.py")
     try:
         run(args, argv)
     except UserError as e:

@@ -21,6 +21,16 @@ FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-imag
 SLOW_FIXTURES = {"e2e", "runs", "fmnist_grid"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (pyproject.toml runs one worker per core) each worker computes with its
+    share of the cores, so that the workers' threads together do not outnumber them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
 def pytest_collection_modifyitems(items: list) -> None:
     """The slow tier: tests marked slow, and those that use a SLOW_FIXTURES fixture."""
     for item in items:

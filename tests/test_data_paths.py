@@ -1,38 +1,74 @@
-"""The tensor data path (default) and the released per-image PIL path train to the same accuracy.
+"""The tensor data path (default) and the released per-image PIL path (``--loader pil``) feed a run the
+same examples: one epoch of either loader holds the same (image, label) pairs, only in another
+shuffled order, and the transforms agree (the PIL pipeline's distribution is pinned in
+test_augmentation_pinned.py). A run on either path therefore differs from the other as two seeds do."""
+from pathlib import Path
 
-Both runs use the same seed, but the two loaders shuffle with different random streams, so the
-runs differ as two seeds do: er at buffer 200 on seq-fmnist has a seed-to-seed standard deviation
-of 0.7 points in class-IL and 0.2 in task-IL (README results table), so the difference of two
-runs has a standard deviation of about 1.0 and 0.3; the bounds below are 3.5 of those."""
-import re
-import subprocess
-import sys
-
+import numpy as np
 import pytest
+import torch
 
-from tests.conftest import REPO, subprocess_env
+import main
+from datasets import get_all_datasets
+from tests.conftest import fmnist_data_path
+from tests.reference_helpers import CPU, make_args
 
-pytestmark = pytest.mark.slow  # end-to-end: starts main.py, cifar.py or a script as a process
 
-FINAL = re.compile(r"Accuracy for 5 task\(s\): \[Class-IL\]: ([\d.]+) % \[Task-IL\]: ([\d.]+) %")
+def _dataset(dataset_name: str, data_path: str | Path, loader: str, batch_size: int):
+    args = make_args("sgd", dataset_name, lr=0.1, batch_size=batch_size, n_epochs=1, loader=loader)
+    args.data_path, args.num_workers = str(data_path), 0
+    return get_all_datasets()[dataset_name](args, CPU)
 
 
-def test_pil_and_tensor_loaders_reach_the_same_accuracy(fmnist_dir, tmp_path):
-    procs = {
-        loader: subprocess.Popen(
-            [sys.executable, "main.py", "--model", "er", "--dataset", "seq-fmnist", "--buffer_size", "200",
-             "--load_best_args", "--seed", "0", "--loader", loader, "--num_workers", "0", "--offline",
-             "--data_path", str(tmp_path / "data"), "--results_path", str(tmp_path / loader)],
-            cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for loader in ("tensor", "pil")
-    }
-    accuracy = {}
-    for loader, proc in procs.items():
-        out, err = proc.communicate(timeout=900)
-        assert proc.returncode == 0, err[-2000:]
-        class_il, task_il = FINAL.search(out).groups()
-        accuracy[loader] = float(class_il), float(task_il)
-    (tensor_class, tensor_task), (pil_class, pil_task) = accuracy["tensor"], accuracy["pil"]
-    assert 65 < tensor_class < 82, accuracy  # replay works at all on both paths (sgd: 20)
-    assert abs(tensor_class - pil_class) < 3.5, accuracy
-    assert abs(tensor_task - pil_task) < 1.0, accuracy
+def _epoch(dataset, tasks: list[int]) -> tuple[np.ndarray, torch.Tensor]:
+    """One epoch of ``dataset.train_loader(tasks)``: rows of (label, unaugmented image as bytes) and the
+    inputs, both sorted by the rows."""
+    inputs, labels, raws = zip(*dataset.train_loader(tasks), strict=True)
+    pixels = (torch.cat(raws).flatten(1) * 255).round().to(torch.uint8)
+    rows = torch.cat([torch.cat(labels)[:, None].to(torch.uint8), pixels], dim=1).numpy()
+    order = np.argsort(rows.view(np.dtype((np.void, rows.shape[1]))).ravel(), kind="stable")
+    return rows[order], torch.cat(inputs)[torch.from_numpy(order)]
+
+
+def _assert_same_examples(tensor: tuple, pil: tuple, same_inputs: bool) -> None:
+    np.testing.assert_array_equal(tensor[0], pil[0])  # the same images with the same labels
+    if same_inputs:  # no augmentation: the network's inputs agree too
+        torch.testing.assert_close(tensor[1], pil[1], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dataset_name, augmented", [("seq-cifar10-online", False), ("seq-cifar10", True)])
+def test_one_epoch_of_either_loader_holds_the_same_examples(cifar10_path, one_thread, dataset_name, augmented):
+    # tasks 0 and 1 of the fixture: 400 images, 20 batches of 20, none dropped
+    tensor, pil = (_epoch(_dataset(dataset_name, cifar10_path, loader, 20), [0, 1]) for loader in ("tensor", "pil"))
+    assert len(tensor[0]) == 400
+    _assert_same_examples(tensor, pil, same_inputs=not augmented)
+
+
+def test_one_epoch_of_either_loader_holds_the_same_fashion_mnist_examples(fmnist_dir, tmp_path, one_thread):
+    """Grey images (no channel axis on the PIL path): the first 3000 training images of the real files,
+    one batch per image so that none is dropped."""
+    data = fmnist_data_path(tmp_path / "data")
+    train_x, train_y, test_x, test_y = _dataset("seq-fmnist", data, "tensor", 1).load()
+    epochs = []
+    for loader in ("tensor", "pil"):
+        dataset = _dataset("seq-fmnist", data, loader, 1)
+        dataset.prepare((train_x[:3000], train_y[:3000], test_x, test_y))
+        epochs.append(_epoch(dataset, [4]))
+    tensor, pil = epochs
+    assert len(tensor[0]) == int((train_y[:3000] >= 8).sum()) > 500  # classes 8 and 9
+    _assert_same_examples(tensor, pil, same_inputs=True)
+
+
+@pytest.mark.slow  # a whole (debug) run
+def test_a_run_on_the_pil_path_ends_with_its_rows(cifar10_path, tmp_path, capsys, one_thread):
+    results = tmp_path / "results"
+    code = main.main(["--model", "er", "--dataset", "seq-cifar10", "--buffer_size", "20", "--minibatch_size", "4",
+                      "--lr", "0.1", "--batch_size", "4", "--n_epochs", "1", "--loader", "pil", "--debug_mode",
+                      "--num_filters", "8", "--offline", "--data_path", cifar10_path, "--device", "cpu",
+                      "--seed", "0", "--csv_log", "--results_path", str(results)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "Accuracy for 5 task(s)" in captured.out
+    for setting in ("class-il", "task-il"):
+        [csv] = (results / setting).rglob("mean_accs.csv")
+        assert csv.read_text().count("\n") == 2 and ",pil," in csv.read_text()

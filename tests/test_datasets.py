@@ -295,20 +295,23 @@ def test_read_idx_plain_and_gzipped(tmp_path, gzipped):
 
 
 def _truncated_gzip(content: bytes) -> bytes:
-    packed = gzip.compress(content)
+    packed = gzip.compress(content, mtime=0)
     return packed[: len(packed) // 2]
 
 
-@pytest.mark.parametrize("name,content", [
+DAMAGED_IDX_FILES = [
     ("body-idx3-ubyte", _idx_bytes(np.zeros((3, 4, 5)))[:-7]),              # body cut short
-    ("body-idx3-ubyte.gz", gzip.compress(_idx_bytes(np.zeros((3, 4, 5)))[:-7])),
+    ("body-idx3-ubyte.gz", gzip.compress(_idx_bytes(np.zeros((3, 4, 5)))[:-7], mtime=0)),
     ("stream-idx3-ubyte.gz", _truncated_gzip(_idx_bytes(np.arange(240).reshape(4, 6, 10)))),  # gzip cut
     ("header-idx3-ubyte", _idx_bytes(np.zeros((3, 4, 5)))[:9]),             # dims cut
     ("tiny-idx3-ubyte", b"\x00\x00"),
     ("float-idx1-ubyte", b"\x00\x00\x0d\x01\x00\x00\x00\x01" + b"\x00" * 4),  # type 0x0D (float)
     ("magic-idx1-ubyte", b"\x01\x02\x08\x01\x00\x00\x00\x01\x05"),
     ("notgzip-idx1-ubyte.gz", b"\x00\x00\x08\x01\x00\x00\x00\x01\x05"),
-])
+]
+
+
+@pytest.mark.parametrize("name,content", DAMAGED_IDX_FILES, ids=[name for name, _ in DAMAGED_IDX_FILES])
 def test_read_idx_damaged_raises_user_error(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content)

@@ -22,7 +22,7 @@ TAGS_PER_SETTING = ["acc_mean"] + [f"acc_task{i:02d}" for i in range(1, 6)]
 def _cifar_argv(model: str, data_path, results_path) -> list[str]:
     return ["--model", model, "--dataset", "seq-cifar10", "--offline", "--data_path", str(data_path),
             "--debug_mode", "--n_epochs", "1", "--lr", "0.1", "--batch_size", "8", "--seed", "0",
-            "--csv_log", "--tensorboard", "--results_path", str(results_path)]
+            "--num_filters", "8", "--csv_log", "--tensorboard", "--results_path", str(results_path)]
 
 
 # --- output parsing ----------------------------------------------------------------------

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import main
 from backbone.resnet18 import CosineClassifier
 from datasets import get_all_datasets
-from tests.conftest import REPO, subprocess_env
+from tests.conftest import REPO, fmnist_data_path, subprocess_env
 from tests.reference_helpers import CPU, make_args
 
 DATASETS = get_all_datasets()
@@ -77,38 +78,41 @@ def test_stream_of_the_fixture(cifar10_path):
     torch.testing.assert_close(x, dataset.test_transform(raw))
 
 
-def _main(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "main.py"), *argv], cwd=cwd, env=subprocess_env(),
+def _main(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *argv], cwd=REPO, env=subprocess_env(),
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
-def test_missing_data_names_the_folder_and_how_to_fill_it(tmp_path):
-    done = _main("--model", "er", "--dataset", "seq-cifar10-online", "--buffer_size", "200", "--lr", "0.1",
-                 "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--offline",
-                 "--data_path", str(tmp_path / "nothing"))
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
+def _refused(capsys, *argv: str) -> str:
+    """Run main.main in-process on argv that it must refuse; the one line it prints."""
+    try:
+        code = main.main(list(argv))
+    except SystemExit as stop:  # argparse's refusals
+        code = stop.code
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    [line] = captured.err.splitlines()
+    return line
+
+
+def test_missing_data_names_the_folder_and_how_to_fill_it(tmp_path, capsys):
+    line = _refused(capsys, "--model", "er", "--dataset", "seq-cifar10-online", "--buffer_size", "200", "--lr", "0.1",
+                    "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--offline",
+                    "--data_path", str(tmp_path / "nothing"), "--results_path", str(tmp_path / "results"))
     assert str(tmp_path / "nothing" / "CIFAR10") in line and "cifar-10-batches-py" in line
     assert "cifar-10-python.tar.gz" in line  # where the files come from
-    assert not (tmp_path / "nothing").exists()
+    assert not (tmp_path / "nothing").exists() and not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("value, why", [("0", "must be positive, got 0"), ("-3", "must be positive, got -3"),
                                         ("1.5", "'1.5' is not an integer"), ("abc", "'abc' is not an integer")])
-def test_bad_num_filters(value, why):
-    done = _main("--model", "sgd", "--dataset", "seq-cifar10-online", "--lr", "0.1", "--num_filters", value)
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
+def test_bad_num_filters(value, why, capsys):
+    line = _refused(capsys, "--model", "sgd", "--dataset", "seq-cifar10-online", "--lr", "0.1", "--num_filters", value)
     assert line.startswith("main.py: error: argument --num_filters") and why in line
 
 
-@pytest.mark.slow
-def test_num_filters_on_an_mlp_dataset_is_refused():
-    done = _main("--model", "sgd", "--dataset", "seq-fmnist", "--lr", "0.1", "--num_filters", "20")
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
+def test_num_filters_on_an_mlp_dataset_is_refused(capsys):
+    line = _refused(capsys, "--model", "sgd", "--dataset", "seq-fmnist", "--lr", "0.1", "--num_filters", "20")
     assert "--num_filters sets the width of a ResNet-18; seq-fmnist trains an MLP" in line
 
 
@@ -146,16 +150,13 @@ def test_classifier_on_an_mlp_dataset_is_refused(capsys):
     assert "--classifier chooses the head of a ResNet-18; seq-fmnist trains an MLP" in line
 
 
-@pytest.mark.slow
-def test_er_ace_is_refused_on_domain_il(fmnist_dir, tmp_path):
-    from tests.conftest import fmnist_data_path
-
-    done = _main("--model", "er_ace", "--dataset", "perm-fmnist", "--buffer_size", "20", "--lr", "0.1",
-                 "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--offline",
-                 "--data_path", str(fmnist_data_path(tmp_path / "data")), "--debug_mode")
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == ["main.py: error: model er_ace does not support the domain-il setting of "
-                                        "perm-fmnist"]
+def test_er_ace_is_refused_on_domain_il(fmnist_dir, tmp_path, capsys):
+    line = _refused(capsys, "--model", "er_ace", "--dataset", "perm-fmnist", "--buffer_size", "20", "--lr", "0.1",
+                    "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--offline",
+                    "--data_path", str(fmnist_data_path(tmp_path / "data")), "--debug_mode",
+                    "--results_path", str(tmp_path / "results"))
+    assert line == "main.py: error: model er_ace does not support the domain-il setting of perm-fmnist"
+    assert not (tmp_path / "results").exists()
 
 
 # --- resume, bit for bit ---------------------------------------------------------------------------
@@ -178,7 +179,8 @@ sys.exit(main.main(sys.argv[1:]))
 def _online_argv(data: str, results: Path) -> list[str]:
     return ["--model", "er_ace", "--dataset", "seq-cifar10-online", "--buffer_size", "30", "--lr", "0.05",
             "--batch_size", "10", "--n_epochs", "1", "--minibatch_size", "10", "--seed", "3", "--offline",
-            "--data_path", data, "--debug_mode", "--device", "cpu", "--csv_log", "--results_path", str(results)]
+            "--data_path", data, "--debug_mode", "--device", "cpu", "--num_filters", "8", "--csv_log",
+            "--results_path", str(results)]
 
 
 def _rows(results: Path) -> list[dict]:

@@ -280,7 +280,7 @@ def test_main_runs_on_the_fixture(tiny, tmp_path, capsys):
         "\n".join(line for line in lines if line.split("\t")[1] in first_classes) + "\n")
     argv = ["--model", "sgd", "--dataset", "seq-tinyimg", "--lr", "0.1", "--batch_size", "2", "--n_epochs", "1",
             "--offline", "--data_path", str(tmp_path / "data"), "--results_path", str(tmp_path / "results"),
-            "--device", "cpu", "--debug_mode", "--seed", "0"]
+            "--device", "cpu", "--debug_mode", "--seed", "0", "--num_filters", "8"]
     assert main.main(argv) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
