@@ -25,6 +25,10 @@ def _domain(lr: float, **kwargs: float) -> dict:  # P-MNIST and R-MNIST: batch 1
     return {"lr": lr, "batch_size": 128, "n_epochs": 1, **kwargs}
 
 
+def _online(lr: float, **kwargs: float) -> dict:  # the online protocol: batches of 10 (draws of 10 too), one pass
+    return {"lr": lr, "batch_size": 10, "n_epochs": 1, **kwargs}
+
+
 def _tinyimg(lr: float, **kwargs: float) -> dict:
     return {"lr": lr, "batch_size": 32, "n_epochs": 100, **kwargs}
 
@@ -95,6 +99,9 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
         },
         "hcr": RELEASED_HCR_CIFAR,
         "hcr-gradient": RELEASED_HCR_CIFAR,  # not searched in gradient mode: the released values
+    },
+    "seq-cifar10-online": {  # docs/search_seq-cifar10-online.md
+        "er": {200: _online(0.01, minibatch_size=10), 1000: _online(0.1, minibatch_size=10)},
     },
     "seq-fmnist": {  # sgd and buffer 5120: the MNIST values; buffers 200 and 500: docs/search_seq-fmnist*.md
         "sgd": MNIST_BASELINES["sgd"],
