@@ -15,8 +15,10 @@ from torch import nn
 import main
 from backbone.resnet18 import CosineClassifier
 from datasets import get_all_datasets
+from models import get_all_models
 from tests.conftest import REPO, fmnist_data_path, subprocess_env
 from tests.reference_helpers import CPU, make_args
+from utils.best_args import BEST_ARGS
 
 DATASETS = get_all_datasets()
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615)
@@ -209,3 +211,26 @@ def test_interrupted_online_run_resumes_bit_for_bit(cifar10_path, tmp_path):
             for folder in (full, stopped)]
     assert all(torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
     shutil.rmtree(tmp_path)
+
+
+# --- best arguments ---------------------------------------------------------------------------------
+
+
+def test_every_online_entry_keeps_the_protocol():
+    """Whatever a search chose, --load_best_args on seq-cifar10-online trains as the protocol says:
+    batches of 10, one pass, draws of 10, an lr from the ER-ACE paper's grid."""
+    entries = BEST_ARGS["seq-cifar10-online"]
+    assert {"er", "er_ace"} <= set(entries)
+    for model, by_buffer in entries.items():
+        for buffer, entry in by_buffer.items():
+            assert (entry["batch_size"], entry["n_epochs"]) == (10, 1), (model, buffer)
+            assert buffer is None or entry["minibatch_size"] == 10, (model, buffer)
+            assert entry["lr"] in (0.001, 0.01, 0.1), (model, buffer)
+
+
+def test_load_best_args_on_the_online_protocol():
+    argv = ["--model", "er_ace", "--dataset", "seq-cifar10-online", "--buffer_size", "1000", "--load_best_args"]
+    args = main.parse_args(argv, get_all_models(), DATASETS)
+    entry = BEST_ARGS["seq-cifar10-online"]["er_ace"][1000]
+    assert (args.lr, args.batch_size, args.n_epochs, args.minibatch_size) == (entry["lr"], 10, 1, 10)
+    assert args.classifier == "cosine"

@@ -102,6 +102,7 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
     },
     "seq-cifar10-online": {  # docs/search_seq-cifar10-online.md
         "er": {200: _online(0.01, minibatch_size=10), 1000: _online(0.1, minibatch_size=10)},
+        "er_ace": {200: _online(0.1, minibatch_size=10), 1000: _online(0.1, minibatch_size=10)},
     },
     "seq-fmnist": {  # sgd and buffer 5120: the MNIST values; buffers 200 and 500: docs/search_seq-fmnist*.md
         "sgd": MNIST_BASELINES["sgd"],
