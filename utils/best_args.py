@@ -9,8 +9,9 @@ Fashion-MNIST twins (seq-fmnist, perm-fmnist, rot-fmnist) use the MNIST values, 
 derpp, hcr and hcr-gradient (hcr's entries under --icr_mode gradient) on seq-fmnist at buffers 200
 and 500 and on perm-fmnist and rot-fmnist at buffer 500 (docs/search_<dataset>.md and
 docs/search_<dataset>_hcr_gradient.md); er_ace (class-IL only) on seq-fmnist at 200 and 500
-(docs/search_seq-fmnist_er_ace.md). hcr has published values for seq-cifar10 only. Where there
-is no entry, --load_best_args says so.
+(docs/search_seq-fmnist_er_ace.md). seq-cifar10-online: every entry from its own equal-budget
+search (docs/search_seq-cifar10-online.md; so far er and er_ace). hcr has published values for
+seq-cifar10 only. Where there is no entry, --load_best_args says so.
 """
 
 def _cifar(lr: float, **kwargs: float) -> dict:
