@@ -4,16 +4,20 @@ the forward passes, each loss term, the plain SGD update and the reservoir inser
 
 ``variant`` computes a deliberately wrong step (two draws merged, a term dropped or reweighted,
 no update, ...): the tests check that the model's step is far from every such variant, so that
-they are known to fail on that kind of wrong rewrite."""
+they are known to fail on that kind of wrong rewrite.
+
+Also the builders the tests share: main.py's arguments, a dataset, a model, main.main in-process."""
 import copy
 import math
 from argparse import Namespace
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import main
 from datasets import get_all_datasets
 from main import parse_args
 from models import get_all_models
@@ -28,11 +32,33 @@ KERNEL_GAMMA, KERNEL_ORDER = 2.0, 3  # Taylor-expanded Gaussian kernel of the co
 
 
 def make_args(model: str, dataset: str = "seq-fmnist", **hyper) -> Namespace:
-    """A complete Namespace, as main.py parses it, with the given hyper-parameters."""
+    """A complete Namespace, as main.py parses it, with the given hyper-parameters (True: a switch
+    given, False: left out)."""
     argv = ["--model", model, "--dataset", dataset, "--device", "cpu", "--offline", "--data_path", "unused"]
     for name, value in hyper.items():
-        argv += [f"--{name}", str(value)]
+        if isinstance(value, bool):
+            argv += [f"--{name}"] if value else []
+        else:
+            argv += [f"--{name}", str(value)]
     return parse_args(argv, get_all_models(), get_all_datasets())
+
+
+def make_dataset(name: str, data_path: str | Path = "unused", batch_size: int = 8, **options):
+    """The dataset ``name`` as main.py builds it for an sgd run reading ``data_path`` (no loader workers)."""
+    args = make_args("sgd", name, lr=0.1, batch_size=batch_size, n_epochs=1, **options)
+    args.data_path, args.num_workers = str(data_path), 0
+    return get_all_datasets()[name](args, CPU)
+
+
+def run_main(capsys, argv: list[str]) -> tuple[int, list[str], str]:
+    """main.main in-process: (exit status, stderr lines, stdout); argparse's refusals included."""
+    try:
+        code = main.main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.err.splitlines(), captured.out
 
 
 def make_model(name: str, dataset: str = "seq-fmnist", **hyper):

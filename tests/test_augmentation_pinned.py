@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets import get_all_datasets
-from tests.reference_helpers import CPU, make_args
+from tests.reference_helpers import make_dataset
 from utils.augment import random_crop_flip
 
 PADDING = 4
@@ -70,7 +69,7 @@ def test_random_crop_flip_default_padding_is_four():
 
 
 def cifar10():
-    return get_all_datasets()["seq-cifar10"](make_args("sgd", "seq-cifar10", lr=0.1, batch_size=4, n_epochs=1), CPU)
+    return make_dataset("seq-cifar10", batch_size=4)
 
 
 def test_seq_cifar10_tensor_train_transform():
@@ -95,7 +94,7 @@ def test_seq_cifar10_pil_train_transform():
 
 
 def test_seq_fmnist_does_not_augment():
-    dataset = get_all_datasets()["seq-fmnist"](make_args("sgd", lr=0.1, batch_size=4, n_epochs=1), CPU)
+    dataset = make_dataset("seq-fmnist", batch_size=4)
     torch.manual_seed(3)
     images = torch.rand(16, 1, 28, 28)
     assert torch.equal(dataset.train_transform(images), images)

@@ -2,22 +2,14 @@
 same examples: one epoch of either loader holds the same (image, label) pairs, only in another
 shuffled order, and the transforms agree (the PIL pipeline's distribution is pinned in
 test_augmentation_pinned.py). A run on either path therefore differs from the other as two seeds do."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import main
-from datasets import get_all_datasets
 from tests.conftest import fmnist_data_path
-from tests.reference_helpers import CPU, make_args
-
-
-def _dataset(dataset_name: str, data_path: str | Path, loader: str, batch_size: int):
-    args = make_args("sgd", dataset_name, lr=0.1, batch_size=batch_size, n_epochs=1, loader=loader)
-    args.data_path, args.num_workers = str(data_path), 0
-    return get_all_datasets()[dataset_name](args, CPU)
+from tests.reference_helpers import make_dataset
 
 
 def _epoch(dataset, tasks: list[int]) -> tuple[np.ndarray, torch.Tensor]:
@@ -39,7 +31,8 @@ def _assert_same_examples(tensor: tuple, pil: tuple, same_inputs: bool) -> None:
 @pytest.mark.parametrize("dataset_name, augmented", [("seq-cifar10-online", False), ("seq-cifar10", True)])
 def test_one_epoch_of_either_loader_holds_the_same_examples(cifar10_path, one_thread, dataset_name, augmented):
     # tasks 0 and 1 of the fixture: 400 images, 20 batches of 20, none dropped
-    tensor, pil = (_epoch(_dataset(dataset_name, cifar10_path, loader, 20), [0, 1]) for loader in ("tensor", "pil"))
+    tensor, pil = (_epoch(make_dataset(dataset_name, cifar10_path, loader=loader, batch_size=20), [0, 1])
+                   for loader in ("tensor", "pil"))
     assert len(tensor[0]) == 400
     _assert_same_examples(tensor, pil, same_inputs=not augmented)
 
@@ -48,10 +41,10 @@ def test_one_epoch_of_either_loader_holds_the_same_fashion_mnist_examples(fmnist
     """Grey images (no channel axis on the PIL path): the first 3000 training images of the real files,
     one batch per image so that none is dropped."""
     data = fmnist_data_path(tmp_path / "data")
-    train_x, train_y, test_x, test_y = _dataset("seq-fmnist", data, "tensor", 1).load()
+    train_x, train_y, test_x, test_y = make_dataset("seq-fmnist", data, loader="tensor", batch_size=1).load()
     epochs = []
     for loader in ("tensor", "pil"):
-        dataset = _dataset("seq-fmnist", data, loader, 1)
+        dataset = make_dataset("seq-fmnist", data, loader=loader, batch_size=1)
         dataset.prepare((train_x[:3000], train_y[:3000], test_x, test_y))
         epochs.append(_epoch(dataset, [4]))
     tensor, pil = epochs

@@ -2,7 +2,6 @@
 import gzip
 import os
 import shutil
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -10,27 +9,14 @@ import pytest
 import torch
 from torchvision.transforms import functional as TF
 
-from datasets import get_all_datasets
 from datasets.mnist_files import read_idx
 from datasets.seq_cifar10 import read_cifar_batches
 from tests.conftest import CIFAR_DIR, CIFAR_PER_CLASS, CIFAR_TRAIN_BATCHES, REPO, read_cifar_fixture
+from tests.reference_helpers import make_dataset
 from utils.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-CPU = torch.device("cpu")
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2615)
-
-
-def _args(data_path, **overrides) -> Namespace:
-    args = Namespace(data_path=str(data_path), validation=False, debug_mode=False, loader="tensor",
-                     batch_size=8, num_workers=0, offline=True)
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
-
-
-def _dataset(name: str, data_path, **overrides):
-    return get_all_datasets()[name](_args(data_path, **overrides), CPU)
 
 
 def _fixture_images(data_path, names) -> tuple[np.ndarray, list[int]]:
@@ -85,7 +71,7 @@ def test_cifar_reader_returns_the_written_pixels(cifar10_path):
 
 
 def test_cifar_load_concatenates_the_batches_in_order(cifar10_path):
-    train_x, train_y, test_x, test_y = _dataset("seq-cifar10", cifar10_path).load()
+    train_x, train_y, test_x, test_y = make_dataset("seq-cifar10", cifar10_path).load()
     data, labels = _fixture_images(cifar10_path, CIFAR_TRAIN_BATCHES)
     assert train_x.shape == (len(labels), 3, 32, 32) and train_y.tolist() == labels
     assert _vector_keys(data) == [x.numpy().tobytes() for x in train_x]
@@ -99,7 +85,7 @@ def test_cifar_load_concatenates_the_batches_in_order(cifar10_path):
 
 @pytest.mark.parametrize("task", range(5))
 def test_cifar_tasks_hold_exactly_their_classes(cifar10_path, task):
-    dataset = _dataset("seq-cifar10", cifar10_path)
+    dataset = make_dataset("seq-cifar10", cifar10_path)
     classes = {2 * task, 2 * task + 1}
     assert list(dataset.task_classes(task)) == sorted(classes)
     data, labels = _fixture_images(cifar10_path, CIFAR_TRAIN_BATCHES)
@@ -124,7 +110,7 @@ def test_cifar_tasks_hold_exactly_their_classes(cifar10_path, task):
 
 def test_cifar_train_augmentation_is_a_crop_and_flip_of_the_raw_image(cifar10_path):
     torch.manual_seed(0)
-    x, _, raw = next(iter(_dataset("seq-cifar10", cifar10_path).train_loader([1])))
+    x, _, raw = next(iter(make_dataset("seq-cifar10", cifar10_path).train_loader([1])))
     assert torch.equal(raw, raw.clamp(0, 1))
     for i in range(3):
         unnormalised = x[i] * torch.tensor(STD).view(3, 1, 1) + torch.tensor(MEAN).view(3, 1, 1)
@@ -136,28 +122,28 @@ def test_cifar_train_augmentation_is_a_crop_and_flip_of_the_raw_image(cifar10_pa
 
 
 def test_cifar_joint_loader_holds_the_union(cifar10_path):
-    dataset = _dataset("seq-cifar10", cifar10_path, batch_size=50)
+    dataset = make_dataset("seq-cifar10", cifar10_path, batch_size=50)
     _, labels, _ = _collect(dataset.train_loader(range(5)))
     per_class = sum(CIFAR_PER_CLASS[n] for n in CIFAR_TRAIN_BATCHES)
     assert np.bincount(labels, minlength=10).tolist() == [per_class] * 10
 
 
 def test_last_incomplete_train_batch_is_dropped(cifar10_path):
-    dataset = _dataset("seq-cifar10", cifar10_path, batch_size=64)  # 200 = 3 x 64 + 8
+    dataset = make_dataset("seq-cifar10", cifar10_path, batch_size=64)  # 200 = 3 x 64 + 8
     loader = dataset.train_loader([0])
     assert len(loader) == 3
     assert [len(y) for _, y, _ in loader] == [64, 64, 64]
 
 
 def test_debug_mode_stops_after_four_batches(cifar10_path):
-    dataset = _dataset("seq-cifar10", cifar10_path, batch_size=4, debug_mode=True)
+    dataset = make_dataset("seq-cifar10", cifar10_path, batch_size=4, debug_mode=True)
     loader = dataset.train_loader([2])
     assert len(loader) == 4 and len(list(loader)) == 4
 
 
 def test_pil_loader_matches_tensor_loader_on_test_data(cifar10_path):
-    tensor_batches = list(_dataset("seq-cifar10", cifar10_path).test_loader(3))
-    pil_batches = list(_dataset("seq-cifar10", cifar10_path, loader="pil").test_loader(3))
+    tensor_batches = list(make_dataset("seq-cifar10", cifar10_path).test_loader(3))
+    pil_batches = list(make_dataset("seq-cifar10", cifar10_path, loader="pil").test_loader(3))
     assert len(tensor_batches) == len(pil_batches) == 1
     for a, b in zip(tensor_batches[0], pil_batches[0], strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
@@ -190,7 +176,7 @@ def test_validation_holds_out_ten_percent_of_each_task(cifar10_path):
         task_keys = {k for k, y in zip(_vector_keys(data), labels, strict=True) if y in classes}
         assert len(task_keys) == 200
         torch.manual_seed(task)  # the held-out part must not depend on the run's seed
-        dataset = _dataset("seq-cifar10", cifar10_path, validation=True, batch_size=20)
+        dataset = make_dataset("seq-cifar10", cifar10_path, validation=True, batch_size=20)
         _, val_labels, val_keys = _collect(dataset.test_loader(task))
         _, train_labels, train_keys = _collect(dataset.train_loader([task]))
         assert len(val_keys) == 20 and len(train_keys) == 180  # 10% of 200
@@ -201,7 +187,7 @@ def test_validation_holds_out_ten_percent_of_each_task(cifar10_path):
         held_out[task] = set(val_keys)
     # a second dataset object, another global seed: the same held-out examples
     torch.manual_seed(12345)
-    again = _dataset("seq-cifar10", cifar10_path, validation=True)
+    again = make_dataset("seq-cifar10", cifar10_path, validation=True)
     for task in (0, 4):
         assert set(_collect(again.test_loader(task))[2]) == held_out[task]
     # other engineers may edit sources or write run results meanwhile: ignore those
@@ -215,7 +201,7 @@ def test_validation_holds_out_ten_percent_of_each_task(cifar10_path):
 
 
 def test_missing_cifar_offline_raises_user_error(tmp_path):
-    dataset = _dataset("seq-cifar10", tmp_path)
+    dataset = make_dataset("seq-cifar10", tmp_path)
     with pytest.raises(UserError) as error:
         dataset.test_loader(0)
     assert str(tmp_path / "CIFAR10") in str(error.value)
@@ -261,7 +247,7 @@ def test_damaged_cifar_raises_user_error(cifar10_path, tmp_path, how):
     folder = _copy_cifar(cifar10_path, tmp_path)
     path = _damage(folder, how)
     with pytest.raises(UserError) as error:
-        _dataset("seq-cifar10", tmp_path).load()
+        make_dataset("seq-cifar10", tmp_path).load()
     assert path in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -338,7 +324,7 @@ def _write_tiny_fmnist(raw: Path, per_class_train: int = 6, per_class_test: int 
 
 def test_fmnist_dataset_on_tiny_files(tmp_path):
     arrays = _write_tiny_fmnist(tmp_path / "FashionMNIST" / "raw")
-    dataset = _dataset("seq-fmnist", tmp_path, batch_size=3)
+    dataset = make_dataset("seq-fmnist", tmp_path, batch_size=3)
     train_x, train_y, test_x, test_y = dataset.load()
     assert train_x.shape == (60, 1, 28, 28) and train_x.dtype == torch.uint8
     assert torch.equal(train_x[:, 0], torch.from_numpy(arrays["train"][0]))
@@ -358,7 +344,7 @@ def test_fmnist_dataset_on_tiny_files(tmp_path):
 
 def test_fmnist_missing_offline_raises_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr("datasets.mnist_files.DEBIAN_DIR", tmp_path / "no-debian")
-    dataset = _dataset("seq-fmnist", tmp_path / "data")
+    dataset = make_dataset("seq-fmnist", tmp_path / "data")
     with pytest.raises(UserError) as error:
         dataset.load()
     assert str(tmp_path / "data" / "FashionMNIST" / "raw") in str(error.value)

@@ -12,6 +12,7 @@ import main
 from datasets import get_all_datasets
 from models import get_all_models
 from tests.conftest import FMNIST_DIR, FMNIST_FILES, REPO, subprocess_env
+from tests.reference_helpers import run_main
 from utils.best_args import BEST_ARGS
 
 MODELS, DATASETS = get_all_models(), get_all_datasets()
@@ -355,27 +356,19 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, needle):
     assert needle in _exit_2(capsys, argv)
 
 
-def _run_main(capsys, argv: list[str]) -> tuple[int, list[str], str]:
-    """main.main in-process: (exit status, stderr lines, stdout)."""
-    code = main.main(argv)
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.err.splitlines(), captured.out
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here, so --device cuda is valid")
 def test_device_cuda_without_cuda_exits_2(capsys, tmp_path):
     argv = ["--model", "sgd", "--dataset", "seq-cifar10", "--lr", "0.1", "--batch_size", "8", "--n_epochs", "1",
             "--device", "cuda", "--offline", "--data_path", str(tmp_path / "data"),
             "--results_path", str(tmp_path / "results"), "--csv_log", "--tensorboard"]
-    code, lines, out = _run_main(capsys, argv)
+    code, lines, out = run_main(capsys, argv)
     assert code == 2 and out == ""
     assert len(lines) == 1 and "cuda" in lines[0].lower() and "error" in lines[0]
     assert not (tmp_path / "results").exists()
 
 
 def test_missing_data_offline_exits_2(capsys, tmp_path):
-    code, lines, out = _run_main(capsys, _missing_data_argv(tmp_path))
+    code, lines, out = run_main(capsys, _missing_data_argv(tmp_path))
     assert code == 2
     errors = [line for line in lines if "error" in line]
     assert len(errors) == 1 and str(tmp_path / "data" / "CIFAR10") in errors[0]
@@ -383,14 +376,14 @@ def test_missing_data_offline_exits_2(capsys, tmp_path):
 
 
 def test_missing_data_offline_prints_one_stderr_line(capsys, tmp_path):
-    code, lines, _ = _run_main(capsys, _missing_data_argv(tmp_path))
+    code, lines, _ = run_main(capsys, _missing_data_argv(tmp_path))
     assert code == 2
     assert len(lines) == 1, lines
     assert str(tmp_path / "data" / "CIFAR10") in lines[0]
 
 
 def test_missing_data_offline_creates_no_results_folder(capsys, tmp_path):
-    code, _, _ = _run_main(capsys, _missing_data_argv(tmp_path))
+    code, _, _ = run_main(capsys, _missing_data_argv(tmp_path))
     assert code == 2
     assert not (tmp_path / "results").exists(), sorted(str(p) for p in (tmp_path / "results").rglob("*"))
     assert not (tmp_path / "data").exists()

@@ -17,7 +17,7 @@ from backbone.resnet18 import CosineClassifier
 from datasets import get_all_datasets
 from models import get_all_models
 from tests.conftest import REPO, fmnist_data_path, subprocess_env
-from tests.reference_helpers import CPU, make_args
+from tests.reference_helpers import CPU, make_args, make_dataset, run_main
 from utils.best_args import BEST_ARGS
 
 DATASETS = get_all_datasets()
@@ -44,7 +44,7 @@ def test_protocol_and_reduced_resnet(cifar10_path):
     assert _widths(net) == (20, 160)  # GEM's reduced ResNet-18: 20, 40, 80, 160 filters
     assert [m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)][-1] == 160
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
-    full = DATASETS["seq-cifar10"](make_args("sgd", "seq-cifar10", lr=0.1, batch_size=10, n_epochs=1), CPU)
+    full = make_dataset("seq-cifar10")
     assert _widths(full.get_backbone()) == (64, 512)  # seq-cifar10 keeps the DER/HCR width
     assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in full.get_backbone().parameters()) / 9
 
@@ -87,13 +87,9 @@ def _main(*argv: str) -> subprocess.CompletedProcess:
 
 def _refused(capsys, *argv: str) -> str:
     """Run main.main in-process on argv that it must refuse; the one line it prints."""
-    try:
-        code = main.main(list(argv))
-    except SystemExit as stop:  # argparse's refusals
-        code = stop.code
-    captured = capsys.readouterr()
-    assert code == 2 and captured.out == ""
-    [line] = captured.err.splitlines()
+    code, lines, out = run_main(capsys, list(argv))
+    assert code == 2 and out == ""
+    [line] = lines
     return line
 
 
