@@ -26,10 +26,6 @@ class Interval:
     high: float
     n: int
 
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
-
 
 @dataclass(frozen=True)
 class Paired:
