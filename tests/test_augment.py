@@ -27,6 +27,7 @@ def test_crop_flip_matches_torchvision_for_every_offset():
     flip = torch.tensor([c[2] for c in combos])
     out = crop_flip(images, top, left, flip, padding)
     assert out.shape == images.shape and out.dtype == images.dtype
+    assert out.is_contiguous()  # NCHW, not a channels-last view: a plain network keeps its NCHW kernels
     for i, (t, lft, f) in enumerate(combos):
         assert torch.equal(out[i], _reference(images[i], t, lft, f, padding)), (t, lft, f)
 

@@ -102,6 +102,17 @@ def test_missing_data_names_the_folder_and_how_to_fill_it(tmp_path, capsys):
     assert not (tmp_path / "nothing").exists() and not (tmp_path / "results").exists()
 
 
+def test_channels_last_below_sixteen_filters_is_refused_on_cpu(cifar10_path, tmp_path, capsys):
+    """oneDNN's channels-last strided 1x1 backward crashes below 16 input channels on AVX-512 CPUs."""
+    argv = ["--model", "sgd", "--dataset", "seq-cifar10-online", "--lr", "0.1", "--batch_size", "10",
+            "--n_epochs", "1", "--offline", "--device", "cpu", "--data_path", str(cifar10_path),
+            "--results_path", str(tmp_path / "results"), "--channels_last", "--num_filters"]
+    line = _refused(capsys, *argv, "8")
+    assert "--channels_last on a CPU needs --num_filters 16 or more (got 8)" in line
+    assert not (tmp_path / "results").exists()
+    assert run_main(capsys, [*argv, "16", "--debug_mode"])[0] == 0
+
+
 @pytest.mark.parametrize("value, why", [("0", "must be positive, got 0"), ("-3", "must be positive, got -3"),
                                         ("1.5", "'1.5' is not an integer"), ("abc", "'abc' is not an integer")])
 def test_bad_num_filters(value, why, capsys):

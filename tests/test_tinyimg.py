@@ -10,12 +10,11 @@ from PIL import Image
 
 import main
 from datasets import get_all_datasets
+from tests.reference_helpers import make_dataset
 from tests.test_augmentation_pinned import check_crops, coordinate_images
-from tests.test_datasets import _args
 from utils.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-CPU = torch.device("cpu")
 MEAN, STD = (0.4802, 0.4480, 0.3975), (0.2770, 0.2691, 0.2821)
 MEAN_T, STD_T = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -68,10 +67,6 @@ def tiny(tmp_path_factory) -> dict:
 
 
 
-def _dataset(data_path, **overrides):
-    return get_all_datasets()["seq-tinyimg"](_args(data_path, **overrides), CPU)
-
-
 def _decoded(path: Path) -> torch.Tensor:
     """3 x 64 x 64 uint8 of a JPEG as PIL decodes it, converted to RGB."""
     with Image.open(path) as image:
@@ -80,7 +75,7 @@ def _decoded(path: Path) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def loaded(tiny) -> tuple[torch.Tensor, ...]:
-    return _dataset(tiny["data_path"]).load()
+    return make_dataset("seq-tinyimg", tiny["data_path"]).load()
 
 
 # --- the protocol and the backbone ------------------------------------------------------------
@@ -89,7 +84,7 @@ def loaded(tiny) -> tuple[torch.Tensor, ...]:
 def test_protocol_and_backbone(tmp_path):
     cls = get_all_datasets()["seq-tinyimg"]
     assert (cls.NAME, cls.SETTING, cls.N_TASKS, cls.N_CLASSES_PER_TASK) == ("seq-tinyimg", "class-il", 10, 20)
-    net = _dataset(tmp_path).get_backbone().eval()
+    net = make_dataset("seq-tinyimg", tmp_path).get_backbone().eval()
     with torch.no_grad():
         assert net(torch.rand(2, 3, 64, 64)).shape == (2, 200)
 
@@ -139,7 +134,7 @@ def test_greyscale_images_become_rgb(tiny, loaded):
 
 @pytest.mark.parametrize("task", range(10))
 def test_tasks_hold_exactly_their_classes(tiny, loaded, task):
-    dataset = _dataset(tiny["data_path"])
+    dataset = make_dataset("seq-tinyimg", tiny["data_path"])
     dataset.prepare(loaded)
     classes = list(range(20 * task, 20 * task + 20))
     assert list(dataset.task_classes(task)) == classes
@@ -162,7 +157,7 @@ def test_tasks_hold_exactly_their_classes(tiny, loaded, task):
 
 def test_test_transform_normalises_with_tiny_imagenet_statistics(tiny):
     images = torch.rand(4, 3, 64, 64)
-    out = _dataset(tiny["data_path"]).test_transform(images)
+    out = make_dataset("seq-tinyimg", tiny["data_path"]).test_transform(images)
     torch.testing.assert_close(out, (images - MEAN_T) / STD_T)
 
 
@@ -170,7 +165,7 @@ def test_test_transform_normalises_with_tiny_imagenet_statistics(tiny):
 def test_tensor_train_transform_crops_flips_and_normalises(tiny):
     torch.manual_seed(0)
     images = coordinate_images(1500, 64, 3) / 255
-    out = _dataset(tiny["data_path"]).train_transform(images)
+    out = make_dataset("seq-tinyimg", tiny["data_path"]).train_transform(images)
     check_crops(images * 255, (out * STD_T + MEAN_T) * 255, atol=1e-3)
 
 
@@ -179,13 +174,14 @@ def test_pil_train_transform_crops_flips_and_normalises(tiny):
     torch.manual_seed(1)
     image = coordinate_images(1, 64, 3)[0]
     pil = Image.fromarray(image.permute(1, 2, 0).numpy().astype(np.uint8))
-    transform = _dataset(tiny["data_path"], loader="pil").pil_train_transform()
+    transform = make_dataset("seq-tinyimg", tiny["data_path"], loader="pil").pil_train_transform()
     out = torch.stack([transform(pil) for _ in range(1500)])
     check_crops(image.expand(1500, -1, -1, -1), (out * STD_T + MEAN_T) * 255, atol=1e-3)
 
 
 def test_pil_loader_matches_tensor_loader_on_test_data(tiny, loaded):
-    tensor_data, pil_data = _dataset(tiny["data_path"]), _dataset(tiny["data_path"], loader="pil")
+    tensor_data = make_dataset("seq-tinyimg", tiny["data_path"])
+    pil_data = make_dataset("seq-tinyimg", tiny["data_path"], loader="pil")
     tensor_data.prepare(loaded)
     pil_data.prepare(loaded)
     (a,) = list(tensor_data.test_loader(4))
@@ -253,7 +249,7 @@ def test_damaged_input_is_one_line_naming_the_file(tiny, tmp_path, how):
     shutil.copytree(tiny["data_path"] / "TINYIMG", tmp_path / "TINYIMG")
     path = _damage(tmp_path / "TINYIMG" / "tiny-imagenet-200", tiny["wnids"], how)
     with pytest.raises(UserError) as error:
-        _dataset(tmp_path).load()
+        make_dataset("seq-tinyimg", tmp_path).load()
     message = str(error.value)
     assert str(path) in message and "\n" not in message
     if how == "unknown_wnid":

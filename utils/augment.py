@@ -19,8 +19,12 @@ def crop_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip:
     cols = left[:, None] + torch.arange(width, device=images.device)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     batch = torch.arange(n, device=images.device)[:, None, None]
-    # Advanced indexing on (N, H', W') puts the channel axis last; move it back.
-    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    # Advanced indexing on (N, H', W') puts the channel axis last; move it back, and copy to the
+    # contiguous layout: a channels-last view would switch a plain network's convolutions to the
+    # channels-last kernels (one of which, oneDNN's strided 1x1 backward below 16 input channels,
+    # corrupts memory on AVX-512 CPUs).
+    cropped = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return cropped.permute(0, 3, 1, 2).contiguous()
 
 
 def random_crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:

@@ -15,6 +15,8 @@ from models import get_all_models
 from models.continual_model import ContinualModel
 from utils.errors import UserError
 
+MIN_CHANNELS_LAST_WIDTH = 16  # oneDNN's input-channel block on AVX-512 CPUs
+
 
 @dataclass
 class Experiment:
@@ -63,6 +65,14 @@ def build(args: Namespace, data: tuple[torch.Tensor, ...] | None = None) -> Expe
     (``data``: in-memory tensors instead of the dataset's files, for benchmarks and tests) and its
     model. Bad input raises a one-line ``UserError`` before the model is built."""
     device = resolve_device(args.device)
+    width = getattr(args, "num_filters", None)  # None: an MLP
+    narrow = width is not None and width < MIN_CHANNELS_LAST_WIDTH
+    if getattr(args, "channels_last", False) and device.type == "cpu" and narrow:
+        # oneDNN's channels-last strided 1x1 convolution backward (the shortcut of the first strided
+        # block, num_filters input channels) writes out of bounds below its 16-channel block: a crash
+        # or corrupted memory (uxlfoundation/oneDNN#6035).
+        raise UserError(f"--channels_last on a CPU needs --num_filters {MIN_CHANNELS_LAST_WIDTH} or more "
+                        f"(got {width}): oneDNN's channels-last kernels fail on narrower layers")
     if args.num_workers is None:
         args.num_workers = default_num_workers(device)
     if args.seed is not None:
