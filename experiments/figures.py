@@ -58,7 +58,8 @@ def buffer_plot_data(table, dataset: str) -> dict:
 def accuracy_vs_buffer(table, dataset: str, path: Path) -> dict:
     """Write the accuracy-against-buffer figure of ``table`` (summary_table's frame) to ``path``;
     return what the figure shows, read back from its lines and error bars, in buffer_plot_data's
-    layout (a value without error bar, one seed, has low = high = mean)."""
+    layout (a value without error bar, one seed, has low = high = mean), with each panel's visible
+    y-range (``ylim``)."""
     data = buffer_plot_data(table, dataset)
     figure = Figure(figsize=(6.4 * len(data), 4.8))
     axes = figure.subplots(1, len(data), squeeze=False)[0]
@@ -75,6 +76,9 @@ def accuracy_vs_buffer(table, dataset: str, path: Path) -> dict:
             above = [0.0 if math.isnan(hi) else hi - m for m, hi in zip(s["mean"], s["high"], strict=True)]
             bars = ax.errorbar(s["buffer"], s["mean"], yerr=[below, above], marker="o", capsize=4, label=label,
                                transform=dodge)
+            # the dodge keeps the bars out of autoscaling: register their extent in data coordinates
+            ax.update_datalim([(b, y) for b, *ys in zip(s["buffer"], s["mean"], s["low"], s["high"], strict=True)
+                               for y in ys if not math.isnan(y)])
             line, _, (ranges,) = bars.lines
             series[label] = {"buffer": [int(x) for x in line.get_xdata()],
                              "mean": [float(y) for y in line.get_ydata()],
@@ -86,6 +90,7 @@ def accuracy_vs_buffer(table, dataset: str, path: Path) -> dict:
             if not math.isnan(low):
                 ax.axhspan(low, high, color=color, alpha=0.12)
             references[label] = (float(line.get_ydata()[0]), low, high)
+        ax.autoscale_view()
         if buffers:
             ax.set_xticks(buffers, [str(b) for b in buffers])
             ax.minorticks_off()
@@ -95,7 +100,7 @@ def accuracy_vs_buffer(table, dataset: str, path: Path) -> dict:
         ax.set_title(f"{dataset}: {LABELS[setting]}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-        plotted[setting] = {"series": series, "references": references}
+        plotted[setting] = {"series": series, "references": references, "ylim": ax.get_ylim()}
     figure.suptitle("mean over seeds, 95% confidence interval of the mean (t-distribution)", fontsize="small")
     _save(figure, path)
     return plotted

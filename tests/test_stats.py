@@ -218,6 +218,12 @@ def test_the_buffer_figure_plots_the_tables_values(grid, tmp_path):
             assert series[label]["mean"][i] == pytest.approx(mean)
             assert (series[label]["low"][i], series[label]["high"][i]) == pytest.approx((low, high))
     assert plotted["class-il"]["series"]["hcr"]["buffer"] == [200, 500]
+    summary = summary_table(collect(results, DATASET), DATASET)
+    replay_only = accuracy_vs_buffer(summary[summary["buffer_size"].notna()], DATASET, tmp_path / "r.png")
+    for shown in (*plotted.values(), *replay_only.values()):  # without the references' lines too
+        low, high = shown["ylim"]
+        values = [v for s in shown["series"].values() for key in ("mean", "low", "high") for v in s[key]]
+        assert low < min(values) and max(values) < high
 
 
 def test_the_matrix_figure_of_a_runs_final_checkpoint(grid, tmp_path):
