@@ -200,7 +200,8 @@ def test_the_buffer_figure_plots_the_tables_values(grid, tmp_path):
     results, _ = grid
     png = results / f"accuracy_vs_buffer_{DATASET}.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 0  # written by summarize
-    plotted = accuracy_vs_buffer(summary_table(collect(results, DATASET), DATASET), DATASET, tmp_path / "b.png")
+    summary = summary_table(collect(results, DATASET), DATASET)
+    plotted = accuracy_vs_buffer(summary, DATASET, tmp_path / "b.png")
     assert (tmp_path / "b.png").stat().st_size > 0
     table = _csv(results / f"summary_{DATASET}.csv")
     for setting, c in (("class-il", "class_il"), ("task-il", "task_il")):
@@ -218,7 +219,6 @@ def test_the_buffer_figure_plots_the_tables_values(grid, tmp_path):
             assert series[label]["mean"][i] == pytest.approx(mean)
             assert (series[label]["low"][i], series[label]["high"][i]) == pytest.approx((low, high))
     assert plotted["class-il"]["series"]["hcr"]["buffer"] == [200, 500]
-    summary = summary_table(collect(results, DATASET), DATASET)
     replay_only = accuracy_vs_buffer(summary[summary["buffer_size"].notna()], DATASET, tmp_path / "r.png")
     for shown in (*plotted.values(), *replay_only.values()):  # without the references' lines too
         low, high = shown["ylim"]
