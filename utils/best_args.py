@@ -10,7 +10,7 @@ derpp, hcr and hcr-gradient (hcr's entries under --icr_mode gradient) on seq-fmn
 and 500 and on perm-fmnist and rot-fmnist at buffer 500 (docs/search_<dataset>.md and
 docs/search_<dataset>_hcr_gradient.md); er_ace (class-IL only) on seq-fmnist at 200 and 500
 (docs/search_seq-fmnist_er_ace.md). seq-cifar10-online: every entry from its own equal-budget
-search (docs/search_seq-cifar10-online.md; so far er and er_ace). hcr has published values for
+search (docs/search_seq-cifar10-online.md; so far er, er_ace and der). hcr has published values for
 seq-cifar10 only. Where there is no entry, --load_best_args says so.
 """
 
@@ -104,6 +104,7 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
     "seq-cifar10-online": {  # docs/search_seq-cifar10-online.md
         "er": {200: _online(0.01, minibatch_size=10), 1000: _online(0.1, minibatch_size=10)},
         "er_ace": {200: _online(0.1, minibatch_size=10), 1000: _online(0.1, minibatch_size=10)},
+        "der": {200: _online(0.1, minibatch_size=10, alpha=0.5), 1000: _online(0.1, minibatch_size=10, alpha=0.5)},
     },
     "seq-fmnist": {  # sgd and buffer 5120: the MNIST values; buffers 200 and 500: docs/search_seq-fmnist*.md
         "sgd": MNIST_BASELINES["sgd"],
