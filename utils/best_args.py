@@ -10,8 +10,8 @@ derpp, hcr and hcr-gradient (hcr's entries under --icr_mode gradient) on seq-fmn
 and 500 and on perm-fmnist and rot-fmnist at buffer 500 (docs/search_<dataset>.md and
 docs/search_<dataset>_hcr_gradient.md); er_ace (class-IL only) on seq-fmnist at 200 and 500
 (docs/search_seq-fmnist_er_ace.md). seq-cifar10-online: every entry from its own equal-budget
-search (docs/search_seq-cifar10-online.md; so far er, er_ace and der). hcr has published values for
-seq-cifar10 only. Where there is no entry, --load_best_args says so.
+search (docs/search_seq-cifar10-online.md: sgd, er, er_ace, der, derpp and hcr; hcr-gradient is
+still being searched). hcr has published values for seq-cifar10 only. Where there is no entry, --load_best_args says so.
 """
 
 def _cifar(lr: float, **kwargs: float) -> dict:
@@ -102,9 +102,14 @@ BEST_ARGS: dict[str, dict[str, dict[int | None, dict]]] = {
         "hcr-gradient": RELEASED_HCR_CIFAR,  # not searched in gradient mode: the released values
     },
     "seq-cifar10-online": {  # docs/search_seq-cifar10-online.md
+        "sgd": {None: _online(0.01)},
         "er": {200: _online(0.01, minibatch_size=10), 1000: _online(0.1, minibatch_size=10)},
         "er_ace": {200: _online(0.1, minibatch_size=10), 1000: _online(0.1, minibatch_size=10)},
         "der": {200: _online(0.1, minibatch_size=10, alpha=0.5), 1000: _online(0.1, minibatch_size=10, alpha=0.5)},
+        "derpp": {200: _online(0.01, minibatch_size=10, alpha=0.2, beta=1.0),
+                  1000: _online(0.1, minibatch_size=10, alpha=0.1, beta=1.0)},
+        "hcr": {size: _online(0.01, minibatch_size=10, alpha=0.5, beta=2.0, sigmoid=0.1, gamma=0.5)
+                for size in (200, 1000)},
     },
     "seq-fmnist": {  # sgd and buffer 5120: the MNIST values; buffers 200 and 500: docs/search_seq-fmnist*.md
         "sgd": MNIST_BASELINES["sgd"],
