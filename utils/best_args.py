@@ -11,7 +11,8 @@ and 500 and on perm-fmnist and rot-fmnist at buffer 500 (docs/search_<dataset>.m
 docs/search_<dataset>_hcr_gradient.md); er_ace (class-IL only) on seq-fmnist at 200 and 500
 (docs/search_seq-fmnist_er_ace.md). seq-cifar10-online: every entry from its own equal-budget
 search (docs/search_seq-cifar10-online.md: sgd, er, er_ace, der, derpp and hcr; hcr-gradient is
-still being searched). hcr has published values for seq-cifar10 only. Where there is no entry, --load_best_args says so.
+still being searched). hcr has published values for seq-cifar10 only. Where there is no entry,
+--load_best_args says so.
 """
 
 def _cifar(lr: float, **kwargs: float) -> dict:
