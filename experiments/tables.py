@@ -1,9 +1,9 @@
 """The grid's table: one row per finished run, then mean, sample standard deviation and 95% confidence
 interval of the mean over seeds per (model, buffer, flags), beside the DER paper's numbers where it has
-them, and hcr against derpp, der and er_ace paired by seed (experiments/stats.py). ``flags`` are the run's
-flags after ``--`` that change its result (experiments.runs.experiment_flags: all but main.py's
-plumbing options); they are shown whenever a row has any, and --debug_mode rows are marked as not
-results. Figures: experiments/figures.py."""
+them, and hcr against derpp, der and er_ace paired by seed (experiments/stats.py), as is each run with a
+lower-precision flag (``--amp``) against its float32 twin. ``flags`` are the run's flags after ``--``
+that change its result (experiments.runs.experiment_flags: all but main.py's plumbing options); they
+are shown whenever a row has any, and --debug_mode rows are marked as not results. Figures: experiments/figures.py."""
 import shlex
 import sys
 from pathlib import Path
@@ -80,6 +80,9 @@ REFERENCE_SOURCE = {"seq-cifar10-online": "ER-ACE paper"}  # the others: the DER
 REFERENCE_SE = {"seq-cifar10-online": {("er", 200): 1.0, ("er", 1000): 0.8, ("er_ace", 200): 0.7,
                                        ("er_ace", 1000): 0.7}}
 CHECK_LIMIT = 2.0  # a gap beyond this many combined standard errors is a protocol difference to find
+# Flags that trade exact float32 arithmetic for speed (name: whether it takes a value): a run with one is
+# also paired by seed with the same model, buffer and other flags without it (precision_table).
+LOWER_PRECISION = {"--amp": False}
 
 
 def debug_note() -> str:
@@ -268,6 +271,31 @@ def paired_table(runs, dataset: str):
     return paired
 
 
+def precision_table(runs, dataset: str):
+    """What each LOWER_PRECISION flag costs: per (model, buffer, flags) group of ``runs`` whose flags hold
+    one, its accuracy minus that of the runs without it (the other flags the same), paired by seed on the
+    first reported accuracy (experiments.stats.paired_difference)."""
+    setting = settings_of(dataset)[0]
+    rows = []
+    for (model, buffer, flags), mine in runs.groupby(["model", "buffer_size", "flags"], sort=False, dropna=False):
+        exact = shlex.join(without(shlex.split(flags), LOWER_PRECISION))
+        if exact == flags:
+            continue
+        theirs = runs[(runs["model"] == model) & (runs["buffer_size"].isna() if pd.isna(buffer)
+                                                  else runs["buffer_size"] == buffer) & (runs["flags"] == exact)]
+        if theirs.empty:
+            continue
+        paired = paired_difference(dict(zip(mine["seed"], mine[column(setting)], strict=True)),
+                                   dict(zip(theirs["seed"], theirs[column(setting)], strict=True)), LEVEL)
+        rows.append({"model": model, "buffer_size": buffer, "flags": flags, "exact_flags": exact,
+                     "paired_seeds": paired.n, "mean_difference": paired.mean, "ci95_low": paired.low,
+                     "ci95_high": paired.high, "verdict": paired.verdict})
+    precision = pd.DataFrame(rows, columns=["model", "buffer_size", "flags", "exact_flags", "paired_seeds",
+                                            "mean_difference", "ci95_low", "ci95_high", "verdict"])
+    precision["buffer_size"] = precision["buffer_size"].astype("Int64")
+    return precision
+
+
 def tables(results: Path, dataset: str):
     """(runs, summary, paired) of ``dataset``'s finished runs in ``results``, nothing written; None without runs."""
     runs = collect(results, dataset)
@@ -369,6 +397,25 @@ def paired_markdown(paired, dataset: str) -> list[str]:
     return lines
 
 
+def precision_markdown(precision, dataset: str) -> list[str]:
+    label = LABELS[settings_of(dataset)[0]]
+    lines = [f"### {dataset}: what lower precision costs, {label} accuracy (%) after the last task, paired by seed",
+             "",
+             "Per seed that both ran: the accuracy of the run with the flag minus that of the same model, buffer "
+             f"and other flags without it; the mean difference and its {LEVEL:.0%} confidence interval (as above). "
+             f"Verdict for the flag: {BETTER}, {WORSE} or {NO_DIFFERENCE}.",
+             "",
+             _markdown_row(["model", "buffer", "flags", "against", "paired seeds", "mean difference",
+                            f"{LEVEL:.0%} CI", "verdict"]),
+             "|" + "---|" * 8]
+    for r in precision.itertuples():
+        lines.append(_markdown_row([r.model, "-" if pd.isna(r.buffer_size) else str(r.buffer_size),
+                                    _flags_cell(r.flags, ""), _flags_cell(r.exact_flags, "") or "(none)",
+                                    str(r.paired_seeds), _number(r.mean_difference, signed=True),
+                                    _interval(r.ci95_low, r.ci95_high), r.verdict]))
+    return lines
+
+
 def summarize(results: Path, dataset: str, figures: Path | None = None) -> str | None:
     """Write summary_<dataset>.{csv,md}, runs_<dataset>.csv (one row per run), paired_<dataset>.csv
     (when hcr and derpp or der ran at the same buffer) and the figures (experiments/figures.py; into
@@ -389,6 +436,9 @@ def summarize(results: Path, dataset: str, figures: Path | None = None) -> str |
     else:
         paired.to_csv(paired_csv, index=False)
         lines += ["", *paired_markdown(paired, dataset)]
+    precision = precision_table(runs, dataset)
+    if not precision.empty:
+        lines += ["", *precision_markdown(precision, dataset)]
     text = "\n".join(lines) + "\n"
     (results / f"summary_{dataset}.md").write_text(text)
     written = write_figures(results, dataset, runs, table, figures or results)

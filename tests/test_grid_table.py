@@ -201,3 +201,20 @@ def test_the_online_table_checks_ours_against_the_paper_in_combined_standard_err
     assert "| er | 200 | (none) | 3 | 27.00 ± 1.15 | 26.70 ± 1.00 | +0.30 | +0.20 | within |" in text
     # er_ace: mean 35, std 1, SE 1/sqrt(3); paper 42.6 ± 0.7: gap -7.6 / sqrt(1/3 + 0.49) = -8.38
     assert "| er_ace | 200 | (none) | 3 | 35.00 ± 0.58 | 42.60 ± 0.70 | -7.60 | -8.38 | beyond |" in text
+
+
+def test_a_lower_precision_flag_is_paired_with_its_float32_twin(tmp_path):
+    for seed, (exact, amp, sgd, sgd_amp) in enumerate([(40.0, 39.0, 18.0, 21.0), (42.0, 42.0, 19.0, 21.0),
+                                                        (41.0, 40.0, 20.0, 23.0)]):
+        finished_run(tmp_path, "seq-cifar10-online", "er", 200, seed, ["--channels_last"], exact)
+        finished_run(tmp_path, "seq-cifar10-online", "er", 200, seed, ["--channels_last", "--amp"], amp)
+        finished_run(tmp_path, "seq-cifar10-online", "sgd", None, seed, [], sgd)
+        finished_run(tmp_path, "seq-cifar10-online", "sgd", None, seed, ["--amp"], sgd_amp)
+    finished_run(tmp_path, "seq-cifar10-online", "er", 1000, 0, ["--amp"], 50.0)  # no float32 twin: no row
+    text = summarize(tmp_path, "seq-cifar10-online")
+    # er: differences -1, 0, -1: mean -2/3, s = 0.57735, t(0.975, 2) = 4.3027: half width 1.4343
+    assert ("| er | 200 | `--channels_last --amp` | `--channels_last` | 3 | -0.67 | [-2.10, 0.77] "
+            "| no significant difference |") in text
+    # sgd (no buffer): differences 3, 2, 3: mean 8/3, the same half width
+    assert "| sgd | - | `--amp` | (none) | 3 | +2.67 | [1.23, 4.10] | better |" in text
+    assert "| er | 1000 | `--amp` |" not in text.split("what lower precision costs")[1]
