@@ -3,7 +3,8 @@ interval of the mean over seeds per (model, buffer, flags), beside the DER paper
 them, and hcr against derpp, der and er_ace paired by seed (experiments/stats.py), as is each run with a
 lower-precision flag (``--amp``) against its float32 twin. ``flags`` are the run's flags after ``--``
 that change its result (experiments.runs.experiment_flags: all but main.py's plumbing options); they
-are shown whenever a row has any, and --debug_mode rows are marked as not results. Figures: experiments/figures.py."""
+are shown whenever a row has any, and --debug_mode rows are marked as not results. Figures:
+experiments/figures.py."""
 import shlex
 import sys
 from pathlib import Path
@@ -418,7 +419,7 @@ def precision_markdown(precision, dataset: str) -> list[str]:
 
 def summarize(results: Path, dataset: str, figures: Path | None = None) -> str | None:
     """Write summary_<dataset>.{csv,md}, runs_<dataset>.csv (one row per run), paired_<dataset>.csv
-    (when hcr and derpp or der ran at the same buffer) and the figures (experiments/figures.py; into
+    (when hcr and derpp, der or er_ace ran at the same buffer) and the figures (experiments/figures.py; into
     ``figures``, default ``results``), and return the Markdown."""
     found = tables(results, dataset)
     if found is None:
