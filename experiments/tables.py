@@ -244,6 +244,12 @@ def paper_check_table(table, dataset: str):
                                        "paper_se", "gap", "gap_in_se", "check"])
 
 
+def _paired_by_seed(mine, theirs, setting: str):
+    """``mine`` minus ``theirs`` (groups of collect's frame) on ``setting``'s accuracy, paired by seed."""
+    return paired_difference(dict(zip(mine["seed"], mine[column(setting)], strict=True)),
+                             dict(zip(theirs["seed"], theirs[column(setting)], strict=True)), LEVEL)
+
+
 def paired_table(runs, dataset: str):
     """hcr minus each of BASELINES on the first reported accuracy, per (buffer, hcr flags), paired by
     seed (experiments.stats.paired_difference): one row per baseline that has runs with the matching flags
@@ -258,8 +264,7 @@ def paired_table(runs, dataset: str):
                           & (runs["flags"] == matching)]
             if theirs.empty:
                 continue
-            paired = paired_difference(dict(zip(mine["seed"], mine[column(setting)], strict=True)),
-                                       dict(zip(theirs["seed"], theirs[column(setting)], strict=True)), LEVEL)
+            paired = _paired_by_seed(mine, theirs, setting)
             rows.append({"dataset": dataset, "setting": setting, "buffer_size": buffer, "flags": flags,
                          "note": mine["note"].iloc[0], "baseline": baseline, "baseline_flags": matching,
                          "paired_seeds": paired.n, "seeds": " ".join(map(str, paired.seeds)),
@@ -286,8 +291,7 @@ def precision_table(runs, dataset: str):
                                                   else runs["buffer_size"] == buffer) & (runs["flags"] == exact)]
         if theirs.empty:
             continue
-        paired = paired_difference(dict(zip(mine["seed"], mine[column(setting)], strict=True)),
-                                   dict(zip(theirs["seed"], theirs[column(setting)], strict=True)), LEVEL)
+        paired = _paired_by_seed(mine, theirs, setting)
         rows.append({"model": model, "buffer_size": buffer, "flags": flags, "exact_flags": exact,
                      "paired_seeds": paired.n, "mean_difference": paired.mean, "ci95_low": paired.low,
                      "ci95_high": paired.high, "verdict": paired.verdict})
