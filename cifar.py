@@ -202,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     [results, *_] = folders
     if args.summarize:
-        texts = [text for folder in folders for dataset in ([args.dataset] if args.dataset else datasets_in(folder))
-                 if (text := summarize(folder, dataset, args.figures))]
+        texts = [text for shown, folder in zip(args.results, folders, strict=True)
+                 for dataset in ([args.dataset] if args.dataset else datasets_in(folder))
+                 if (text := summarize(folder, dataset, args.figures, shown))]
         which = f"{args.dataset} " if args.dataset else ""
         print("\n".join(texts) if texts else f"no finished {which}runs in {', '.join(map(str, folders))} (neither "
               f"grid runs in {', '.join(str(f / 'runs') for f in folders)} nor rows that main.py --csv_log wrote "

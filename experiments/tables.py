@@ -3,8 +3,8 @@ interval of the mean over seeds per (model, buffer, flags), beside the DER paper
 them, and hcr against derpp, der and er_ace paired by seed (experiments/stats.py), as is each run with a
 lower-precision flag (``--amp``) against its float32 twin. ``flags`` are the run's flags after ``--``
 that change its result (experiments.runs.experiment_flags: all but main.py's plumbing options); they
-are shown whenever a row has any, and --debug_mode rows are marked as not results. Figures:
-experiments/figures.py."""
+are shown whenever a row has any, and --debug_mode rows are marked as not results; under each table, the
+cifar.py commands that make its grid runs. Figures: experiments/figures.py."""
 import shlex
 import sys
 from pathlib import Path
@@ -309,6 +309,30 @@ def tables(results: Path, dataset: str):
     return runs, summary_table(runs, dataset), paired_table(runs, dataset)
 
 
+def grid_commands(runs, dataset: str, results: str) -> list[str]:
+    """cifar.py commands that make the grid runs of ``runs`` (collect's frame; main.py's own rows are
+    not grid runs): one per set of flags after --, seeds and buffers, naming the models that share them.
+    cifar.py skips finished runs, so on ``results`` they run only what is missing."""
+    grid = runs[runs["key"].notna()]
+    shared: dict[tuple, list[str]] = {}  # (extra, seeds, buffers) -> models
+    for (extra, model), group in grid.groupby(["extra", "model"], sort=False):
+        seeds_of = {buffer: tuple(sorted(g["seed"])) for buffer, g in group.groupby("buffer_size", dropna=False)}
+        buffers = tuple(b for b in sorted(seeds_of, key=lambda b: -1 if pd.isna(b) else b) if not pd.isna(b))
+        if len(set(seeds_of.values())) == 1:  # every buffer ran the same seeds: one command for the model
+            shared.setdefault((extra, next(iter(seeds_of.values())), buffers), []).append(model)
+        else:
+            for buffer in buffers:
+                shared.setdefault((extra, seeds_of[buffer], (buffer,)), []).append(model)
+    for key in [k for k in shared if not k[2]]:  # buffer-free models join a command with their seeds and flags
+        host = next((k for k in shared if k[2] and k[:2] == key[:2]), None)
+        if host:
+            shared[host] += shared.pop(key)
+    return [shlex.join(["python", "cifar.py", "--dataset", dataset, "--models", *models,
+                        *(["--buffers", *map(str, buffers)] if buffers else []), "--seeds", *map(str, seeds),
+                        "--results", results, *(["--", *shlex.split(extra)] if extra else [])])
+            for (extra, seeds, buffers), models in shared.items()]
+
+
 def _number(value: float, signed: bool = False) -> str:
     return "-" if value is None or value != value else f"{value:+.2f}" if signed else f"{value:.2f}"
 
@@ -421,10 +445,11 @@ def precision_markdown(precision, dataset: str) -> list[str]:
     return lines
 
 
-def summarize(results: Path, dataset: str, figures: Path | None = None) -> str | None:
+def summarize(results: Path, dataset: str, figures: Path | None = None, shown: str | None = None) -> str | None:
     """Write summary_<dataset>.{csv,md}, runs_<dataset>.csv (one row per run), paired_<dataset>.csv
     (when hcr and derpp, der or er_ace ran at the same buffer) and the figures (experiments/figures.py; into
-    ``figures``, default ``results``), and return the Markdown."""
+    ``figures``, default ``results``), and return the Markdown, which names the commands that make the
+    grid's runs (``results`` in them as ``shown``, default as it is)."""
     found = tables(results, dataset)
     if found is None:
         return None
@@ -432,6 +457,10 @@ def summarize(results: Path, dataset: str, figures: Path | None = None) -> str |
     runs.to_csv(results / f"runs_{dataset}.csv", index=False)
     table.to_csv(results / f"summary_{dataset}.csv", index=False)
     lines = summary_markdown(table, dataset)
+    commands = grid_commands(runs, dataset, shown or str(results))
+    if commands:
+        lines += ["", "These commands make the grid's runs (each run's values from utils/best_args.py; "
+                  "cifar.py skips finished runs):", "", "```bash", *commands, "```"]
     check = paper_check_table(table, dataset)
     if check is not None and not check.empty:
         lines += ["", *paper_check_markdown(check, dataset)]

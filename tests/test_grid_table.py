@@ -218,3 +218,32 @@ def test_a_lower_precision_flag_is_paired_with_its_float32_twin(tmp_path):
     # sgd (no buffer): differences 3, 2, 3: mean 8/3, the same half width
     assert "| sgd | - | `--amp` | (none) | 3 | +2.67 | [1.23, 4.10] | better |" in text
     assert "| er | 1000 | `--amp` |" not in text.split("what lower precision costs")[1]
+
+
+def test_the_report_names_commands_that_make_exactly_its_grid_runs(tmp_path):
+    """Models that ran the same seeds, buffers and flags share a command; a buffer-free model joins one with
+    its seeds and flags; a model whose buffers ran different seeds gets one command per buffer. Each command,
+    run as printed (--dry_run), plans only finished runs, and together they plan every one."""
+    made = [("er", b, s, []) for b in (200, 500) for s in (0, 1)]
+    made += [("derpp", 200, 0, []), ("derpp", 200, 1, []), ("derpp", 500, 0, [])]
+    made += [("sgd", None, 0, []), ("sgd", None, 1, []), ("hcr", 200, 0, ["--icr_mode", "gradient"]),
+             ("joint", None, 3, [])]
+    for model, buffer, seed, extra in made:
+        finished_run(tmp_path, "seq-fmnist", model, buffer, seed, extra, 50.0)
+    text = summarize(tmp_path, "seq-fmnist", shown="res")
+    head = "python cifar.py --dataset seq-fmnist --models"
+    expected = [f"{head} er sgd --buffers 200 500 --seeds 0 1 --results res",
+                f"{head} derpp --buffers 200 --seeds 0 1 --results res",
+                f"{head} derpp --buffers 500 --seeds 0 --results res",
+                f"{head} hcr --buffers 200 --seeds 0 --results res -- --icr_mode gradient",
+                f"{head} joint --seeds 3 --results res"]
+    block = text.split("```bash\n")[1].split("```")[0].splitlines()
+    assert sorted(block) == sorted(expected)
+    planned = 0
+    for command in block:
+        argv = command.replace("--results res", f"--results {tmp_path}").split()[2:]
+        code, out = _cifar(["--dry_run", *argv])
+        runs = out.count("main.py")
+        assert code == 0 and runs > 0 and f"{runs} run{'s' * (runs > 1)}, {runs} of them finished" in out
+        planned += runs
+    assert planned == len(made)
