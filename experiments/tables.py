@@ -317,7 +317,7 @@ def grid_commands(runs, dataset: str, results: str) -> list[str]:
     shared: dict[tuple, list[str]] = {}  # (extra, seeds, buffers) -> models
     for (extra, model), group in grid.groupby(["extra", "model"], sort=False):
         seeds_of = {buffer: tuple(sorted(g["seed"])) for buffer, g in group.groupby("buffer_size", dropna=False)}
-        buffers = tuple(b for b in sorted(seeds_of, key=lambda b: -1 if pd.isna(b) else b) if not pd.isna(b))
+        buffers = tuple(sorted(int(b) for b in seeds_of if not pd.isna(b)))
         if len(set(seeds_of.values())) == 1:  # every buffer ran the same seeds: one command for the model
             shared.setdefault((extra, next(iter(seeds_of.values())), buffers), []).append(model)
         else:
