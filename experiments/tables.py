@@ -150,7 +150,7 @@ def manual_rows(results: Path, dataset: str) -> list[dict]:
         entry = by_run.setdefault(row["run_id"], {
             "key": row["run_id"], "model": row["model"], "buffer_size": _buffer(row.get("buffer_size")),
             "seed": int(seed) if seed not in ("", "None") else None, "flags": shlex.join(flags),
-            "note": debug_note() if "--debug_mode" in flags else "", "extra": shlex.join(flags)})
+            "note": debug_note() if "--debug_mode" in flags else "", "extra": shlex.join(flags), "grid": False})
         entry[column(setting)] = final_accuracy(row)
         if setting == first:
             entry["bwt"], entry["forgetting"] = float(row["backward_transfer"]), float(row["forgetting"])
@@ -172,14 +172,14 @@ def collect(results: Path, dataset: str):
         flags = experiment_flags(info["extra"])
         row = {"key": info["key"], "model": info["model"], "buffer_size": info["buffer"], "seed": info["seed"],
                "flags": shlex.join(flags), "note": debug_note() if "--debug_mode" in flags else "",
-               "extra": shlex.join(info["extra"])}
+               "extra": shlex.join(info["extra"]), "grid": True}
         rows.append(row | run_accuracies(folder, dataset, info["model"]))
     rows += manual_rows(results, dataset)
     if stale:
         print(f"left out {stale} finished run(s) made with other values than utils/best_args.py gives now",
               file=sys.stderr)
     frame = pd.DataFrame(rows, columns=["key", "model", "buffer_size", "seed", "flags", "note",
-                                        *map(column, settings), "bwt", "forgetting", "extra"])
+                                        *map(column, settings), "bwt", "forgetting", "extra", "grid"])
     frame["buffer_size"] = frame["buffer_size"].astype("Int64")
     rank = {m: i for i, m in enumerate(PAPER_MODELS)}
     frame["rank"] = frame["model"].map(lambda m: rank.get(m, len(rank)))
@@ -310,10 +310,10 @@ def tables(results: Path, dataset: str):
 
 
 def grid_commands(runs, dataset: str, results: str) -> list[str]:
-    """cifar.py commands that make the grid runs of ``runs`` (collect's frame; main.py's own rows are
-    not grid runs): one per set of flags after --, seeds and buffers, naming the models that share them.
-    cifar.py skips finished runs, so on ``results`` they run only what is missing."""
-    grid = runs[runs["key"].notna()]
+    """cifar.py commands that make the grid runs of ``runs`` (collect's frame; the rows main.py wrote by
+    hand are left out): one per set of flags after --, seeds and buffers, naming the models that share
+    them. cifar.py skips finished runs, so on ``results`` they run only what is missing."""
+    grid = runs[runs["grid"]]
     shared: dict[tuple, list[str]] = {}  # (extra, seeds, buffers) -> models
     for (extra, model), group in grid.groupby(["extra", "model"], sort=False):
         seeds_of = {buffer: tuple(sorted(g["seed"])) for buffer, g in group.groupby("buffer_size", dropna=False)}

@@ -230,7 +230,12 @@ def test_the_report_names_commands_that_make_exactly_its_grid_runs(tmp_path):
              ("joint", None, 3, [])]
     for model, buffer, seed, extra in made:
         finished_run(tmp_path, "seq-fmnist", model, buffer, seed, extra, 50.0)
+    # rows main.py wrote by hand are tabulated, but no cifar.py command makes them
+    derpp = {**dict(best_args_of("seq-fmnist", "derpp", 200)), "buffer_size": 200, "fuse_forward": None}
+    manual_row(tmp_path, "derpp", 2, 60.0, "m1", **derpp)
+    manual_row(tmp_path, "derpp", 0, 60.0, "m2", **{**derpp, "lr": 0.1})
     text = summarize(tmp_path, "seq-fmnist", shown="res")
+    assert "| derpp | 200 | `--lr 0.1` |" in text
     head = "python cifar.py --dataset seq-fmnist --models"
     expected = [f"{head} er sgd --buffers 200 500 --seeds 0 1 --results res",
                 f"{head} derpp --buffers 200 --seeds 0 1 --results res",
